@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct iom_machine: the root every simulated object hangs off. Layers
+ * above mm keep their state behind opaque pointers set by their own init
+ * code, so src/mm never sees their types.
+ */
+#ifndef IOM_CORE_MACHINE_H
+#define IOM_CORE_MACHINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <iommig/machine.h>
+
+#include "../mm/mmzone.h"
+
+struct cma {
+	unsigned long base_pfn;
+	unsigned long count;
+	char name[32];
+};
+
+struct iom_machine {
+	struct iom_machine_config cfg;	/* defaults resolved */
+	unsigned int pageblock_order;
+	unsigned int pageblock_nr_pages;
+	unsigned int max_order;
+	unsigned int nr_nodes;
+	bool page_poison;
+
+	unsigned long start_pfn;
+	unsigned long end_pfn;
+	unsigned long nr_pages;
+	char *arena;			/* content of start_pfn */
+	size_t arena_size;
+	struct iom_page *mem_map;	/* page of start_pfn */
+	size_t mem_map_size;
+	struct pageblock *pageblocks;
+	size_t nr_pageblocks;
+
+	struct pglist_data *node_data[IOM_MAX_NUMNODES];
+	struct zone *zone_table[IOM_MAX_NUMNODES * IOM_MAX_NR_ZONES];
+	int nr_zone_ids;
+
+	struct cma cma_areas[IOM_MAX_CMA_AREAS];
+	unsigned int cma_area_count;
+
+	/* per-thread caches, see struct iom_pcp_set */
+	pthread_mutex_t pcp_sets_lock;
+	struct list_head pcp_sets;
+	atomic_ulong events_of_dead[IOM_NR_VM_EVENT_ITEMS];
+
+	atomic_ulong metadata_bytes;
+	atomic_ulong metadata_peak;
+	atomic_ulong bug_count;
+};
+
+/* Metadata allocations through cfg.mem_ops (core/machine.c). */
+void *iom_meta_alloc(struct iom_machine *m, size_t size, size_t align,
+		     bool zero);
+void iom_meta_free(struct iom_machine *m, void *ptr, size_t size);
+
+#endif /* IOM_CORE_MACHINE_H */

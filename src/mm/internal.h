@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Names shared between the files of src/mm (mm/internal.h). Not exported.
+ * Conventions: @m machine, @zone a zone, @pfn a pfn known valid here.
+ */
+#ifndef IOM_MM_INTERNAL_H
+#define IOM_MM_INTERNAL_H
+
+#include <errno.h>
+
+#include "../core/debug.h"
+#include "../core/machine.h"
+#include "mmzone.h"
+
+/* ---- pfn arithmetic (fast, unchecked) ---------------------------------- */
+
+static inline struct iom_page *pfn_to_page(const struct iom_machine *m,
+					   unsigned long pfn)
+{
+	return m->mem_map + (pfn - m->start_pfn);
+}
+
+static inline unsigned long page_to_pfn(const struct iom_machine *m,
+					const struct iom_page *page)
+{
+	return (unsigned long)(page - m->mem_map) + m->start_pfn;
+}
+
+static inline bool page_in_mem_map(const struct iom_machine *m,
+				   const struct iom_page *page)
+{
+	uintptr_t p = (uintptr_t)page, b = (uintptr_t)m->mem_map;
+
+	return p >= b && p < b + m->nr_pages * sizeof(struct iom_page) &&
+	       (p - b) % sizeof(struct iom_page) == 0;
+}
+
+static inline void *page_address(const struct iom_machine *m,
+				 const struct iom_page *page)
+{
+	return m->arena + ((size_t)(page - m->mem_map) << IOM_PAGE_SHIFT);
+}
+
+static inline struct pageblock *pfn_pageblock(const struct iom_machine *m,
+					      unsigned long pfn)
+{
+	return &m->pageblocks[(pfn - m->start_pfn) >> m->pageblock_order];
+}
+
+static inline struct zone *page_zone(const struct iom_machine *m,
+				     const struct iom_page *page)
+{
+	return m->zone_table[pfn_pageblock(m, page_to_pfn(m, page))->zone_id];
+}
+
+static inline struct zone *pfn_zone(const struct iom_machine *m,
+				    unsigned long pfn)
+{
+	return m->zone_table[pfn_pageblock(m, pfn)->zone_id];
+}
+
+static inline int get_pfnblock_migratetype(const struct iom_machine *m,
+					   unsigned long pfn)
+{
+	return atomic_load_explicit(&pfn_pageblock(m, pfn)->flags,
+				    memory_order_relaxed) & PB_migrate_mask;
+}
+
+static inline int get_pageblock_migratetype(const struct iom_machine *m,
+					    const struct iom_page *page)
+{
+	return get_pfnblock_migratetype(m, page_to_pfn(m, page));
+}
+
+static inline unsigned long pageblock_start_pfn(const struct iom_machine *m,
+						unsigned long pfn)
+{
+	return pfn & ~((unsigned long)m->pageblock_nr_pages - 1);
+}
+
+static inline bool is_migrate_isolate(int mt) { return mt == IOM_MIGRATE_ISOLATE; }
+static inline bool is_migrate_cma(int mt) { return mt == IOM_MIGRATE_CMA; }
+static inline bool is_migrate_movable(int mt)
+{
+	return mt == IOM_MIGRATE_MOVABLE || mt == IOM_MIGRATE_CMA;
+}
+static inline bool migratetype_is_mergeable(int mt)
+{
+	return mt < IOM_MIGRATE_PCPTYPES;
+}
+
+/* ---- buddy helpers ------------------------------------------------------ */
+
+static inline unsigned int buddy_order(const struct iom_page *page)
+{
+	return (unsigned int)page->private;
+}
+
+static inline void set_buddy_order(struct iom_page *page, unsigned int order)
+{
+	page->private = order;
+	iom_SetPageBuddy(page);
+}
+
+/* ---- page_alloc.c ------------------------------------------------------- */
+
+void set_pageblock_migratetype(struct iom_machine *m, unsigned long pfn,
+			       int migratetype);
+/* Under zone->lock. Return: free pages moved, or -1 if the block is not
+ * entirely within @zone. */
+int move_freepages_block(struct zone *zone, unsigned long pfn,
+			 int migratetype, int *num_movable);
+/* Under zone->lock. */
+void __free_one_page(struct zone *zone, struct iom_page *page,
+		     unsigned long pfn, unsigned int order, int migratetype,
+		     bool to_tail);
+/* Give free, never-allocated memory to the buddy allocator at boot. */
+void split_free_block_at(struct zone *zone, unsigned long pfn);
+bool putback_free_pageblock(struct zone *zone, unsigned long pfn,
+			    int migratetype);
+void memblock_free_pages(struct iom_machine *m, unsigned long start_pfn,
+			 unsigned long end_pfn);
+int iom_check_free_lists(struct iom_machine *m, unsigned long *nr_free);
+void setup_per_zone_wmarks(struct iom_machine *m);
+void iom_pcp_detach_all(struct iom_machine *m);
+void count_vm_event(struct iom_machine *m, int item);
+void count_vm_events(struct iom_machine *m, int item, unsigned long nr);
+
+static inline void __mod_zone_page_state(struct zone *zone, int item, long d)
+{
+	atomic_fetch_add_explicit(&zone->vm_stat[item], d,
+				  memory_order_relaxed);
+}
+
+static inline void __mod_zone_freepage_state(struct zone *zone, long nr,
+					     int migratetype)
+{
+	__mod_zone_page_state(zone, NR_FREE_PAGES, nr);
+	if (is_migrate_cma(migratetype))
+		__mod_zone_page_state(zone, NR_FREE_CMA_PAGES, nr);
+}
+
+/* ---- mm_init.c / cma.c / page_isolation.c ------------------------------- */
+
+int iom_mm_init(struct iom_machine *m);
+void iom_mm_exit(struct iom_machine *m);
+int cma_init_reserved_areas(struct iom_machine *m);
+
+#endif /* IOM_MM_INTERNAL_H */
