@@ -14,7 +14,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 JOBS=${IOMMIG_JOBS:-2}
 PRESETS=("$@")
 ((${#PRESETS[@]})) || PRESETS=(debug tsan)

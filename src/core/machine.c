@@ -26,9 +26,22 @@ const char *iom_version_string(void)
 
 /* ---- metadata allocations ----------------------------------------------- */
 
+/*
+ * Large zeroed allocations (mem_map) come straight from mmap, so their
+ * pages are backed only when touched, whatever the C library or a
+ * sanitizer does with calloc.
+ */
+#define DEFAULT_MMAP_THRESHOLD	(1UL << 20)
+
 static void *default_alloc(void *priv, size_t size, size_t align, bool zero)
 {
 	void *p;
+
+	if (zero && size >= DEFAULT_MMAP_THRESHOLD && align <= 4096) {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
 
 	if (align <= 16)
 		return zero ? calloc(1, size) : malloc(size);
@@ -41,6 +54,11 @@ static void *default_alloc(void *priv, size_t size, size_t align, bool zero)
 
 static void default_free(void *priv, void *ptr, size_t size)
 {
+	if (size >= DEFAULT_MMAP_THRESHOLD && ((uintptr_t)ptr & 4095) == 0) {
+		/* only mmap hands out page-aligned blocks of this size here */
+		munmap(ptr, size);
+		return;
+	}
 	free(ptr);
 }
 

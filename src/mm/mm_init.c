@@ -11,6 +11,9 @@
 
 #include "internal.h"
 
+_Static_assert(sizeof(struct iom_page) <= 64,
+	       "struct iom_page must stay within the kernel's 64 bytes");
+
 static const char *const zone_names[IOM_MAX_NR_ZONES] = {
 	[IOM_ZONE_NORMAL] = "Normal",
 	[IOM_ZONE_MOVABLE] = "Movable",

@@ -666,10 +666,19 @@ static inline struct iom_pcp_set *this_cpu_set(struct iom_machine *m)
 	return this_cpu_set_slow(m);
 }
 
+/*
+ * Count an event in the calling thread's set. Never creates a set (that
+ * takes m->pcp_sets_lock, which may not nest inside zone->lock); a thread
+ * without one counts in the machine-wide total.
+ */
 void count_vm_events(struct iom_machine *m, int item, unsigned long nr)
 {
-	struct iom_pcp_set *set = this_cpu_set(m);
+	struct iom_pcp_set *set = tls_last;
 
+	if (!set || atomic_load_explicit(&set->machine, memory_order_relaxed) != m)
+		for (set = tls_sets; set; set = set->tls_next)
+			if (atomic_load_explicit(&set->machine, memory_order_relaxed) == m)
+				break;
 	if (set)
 		__count_event(set, item, nr);
 	else
