@@ -505,26 +505,35 @@ static void *alloc_free_worker(void *arg)
 	return NULL;
 }
 
-/* Events of a thread that has exited still count (events_of_dead). */
+/*
+ * Events of threads that have exited still count: the first worker's set
+ * stays on the machine, dead, until the second worker's new set makes the
+ * machine prune it into events_of_dead.
+ */
 static void vm_event_count_includes_exited_threads(void **state)
 {
 	struct iom_machine *m = tiny_machine(KIB(32), 1, 0);
-	struct worker w = { .nr = 3 };
+	struct worker w[2] = { { .nr = 3 }, { .nr = 2 } };
 	unsigned long alloc0, free0;
 	pthread_t t;
+	int i;
 
 	(void)state;
 	assert_non_null(m);
-	w.m = m;
 	alloc0 = iom_vm_event_count(m, IOM_PGALLOC_NORMAL);
 	free0 = iom_vm_event_count(m, IOM_PGFREE);
-	assert_int_equal(pthread_create(&t, NULL, alloc_free_worker, &w), 0);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_equal(w.allocated, 3);
-	assert_int_equal(w.freed, 3);
-	assert_int_equal(iom_vm_event_count(m, IOM_PGALLOC_NORMAL), alloc0 + 3);
-	assert_int_equal(iom_vm_event_count(m, IOM_PGFREE), free0 + 3);
-	/* The exited thread's cache went back to the buddy allocator. */
+	for (i = 0; i < 2; i++) {
+		w[i].m = m;
+		assert_int_equal(pthread_create(&t, NULL, alloc_free_worker,
+						&w[i]), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(w[i].allocated, w[i].nr);
+		assert_int_equal(w[i].freed, w[i].nr);
+	}
+	assert_int_equal(iom_vm_event_count(m, IOM_PGALLOC_NORMAL), alloc0 + 5);
+	assert_int_equal(iom_vm_event_count(m, IOM_PGFREE), free0 + 5);
+	assert_int_equal(vmstat_value(m, "pgalloc_normal"), alloc0 + 5);
+	/* The exited threads' caches went back to the buddy allocator. */
 	assert_int_equal(vmstat_value(m, "nr_free_pages"), 8);
 	iom_machine_destroy(m);
 }
@@ -570,6 +579,109 @@ static void zone_info_snapshots_a_zone(void **state)
 	assert_int_equal(iom_zone_info(m, 0, -1, &zi), -EINVAL);
 	assert_int_equal(iom_zone_info(m, 0, IOM_ZONE_NORMAL, NULL), -EINVAL);
 	assert_int_equal(iom_zone_info(NULL, 0, IOM_ZONE_NORMAL, &zi), -EINVAL);
+	iom_machine_destroy(m);
+}
+
+struct churn {
+	struct iom_machine *m;
+	atomic_int *stop;
+	unsigned int seed;
+	unsigned long rounds;
+};
+
+/* Allocate and free blocks of mixed orders and types until told to stop. */
+static void *churn_worker(void *arg)
+{
+	struct churn *c = arg;
+	struct { struct iom_page *page; unsigned int order; } held[16];
+	int n = 0;
+
+	memset(held, 0, sizeof(held));
+	while (!atomic_load(c->stop)) {
+		unsigned int r = rand_r(&c->seed);
+
+		if (n < 16 && (r & 1)) {
+			unsigned int order = (r >> 1) % 4;
+			iom_gfp_t gfp = (r & 0x20) ? IOM_GFP_HIGHUSER_MOVABLE
+						   : IOM_GFP_KERNEL;
+			struct iom_page *page = iom_alloc_pages(c->m, gfp |
+						IOM___GFP_NOWARN, order);
+
+			if (page) {
+				held[n].page = page;
+				held[n].order = order;
+				n++;
+			}
+		} else if (n) {
+			n--;
+			iom___free_pages(c->m, held[n].page, held[n].order);
+		}
+		if ((r & 0xff) == 0)
+			iom_drain_local_pages(c->m);
+		c->rounds++;
+	}
+	while (n--)
+		iom___free_pages(c->m, held[n].page, held[n].order);
+	return NULL;
+}
+
+/*
+ * A zone snapshot is taken under the zone lock, so while other threads
+ * allocate and free, every snapshot must still add up: the blocks per
+ * order match the pages NR_FREE_PAGES counts, and the per-type list
+ * lengths match the per-order counts.
+ */
+static void zone_info_is_consistent_under_churn(void **state)
+{
+	struct iom_machine *m = tiny_machine(KIB(256), 1, 0);
+	atomic_int stop = 0;
+	struct churn c[2];
+	pthread_t t[2];
+	unsigned long bad_total = 0, bad_types = 0, snapshots = 0;
+	int i;
+
+	(void)state;
+	assert_non_null(m);
+	for (i = 0; i < 2; i++) {
+		c[i] = (struct churn){ .m = m, .stop = &stop, .seed = 7u + i };
+		assert_int_equal(pthread_create(&t[i], NULL, churn_worker,
+						&c[i]), 0);
+	}
+	for (snapshots = 0; snapshots < 2000; snapshots++) {
+		struct iom_zone_info zi;
+		unsigned long pages = 0, order_blocks;
+		unsigned int order;
+		int mt;
+
+		if (iom_zone_info(m, 0, IOM_ZONE_NORMAL, &zi))
+			break;
+		for (order = 0; order <= 3; order++) {
+			pages += zi.nr_free[order] << order;
+			order_blocks = 0;
+			for (mt = 0; mt < IOM_MIGRATE_TYPES; mt++)
+				order_blocks += zi.nr_free_type[order][mt];
+			if (order_blocks != zi.nr_free[order])
+				bad_types++;
+		}
+		if (pages != zi.nr_free_pages)
+			bad_total++;
+		if (snapshots % 100 == 0) {
+			char buf[256];
+
+			iom_proc_read(m, IOM_PROC_BUDDYINFO, buf, sizeof(buf));
+		}
+	}
+	atomic_store(&stop, 1);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+
+	assert_int_equal(snapshots, 2000);
+	assert_true(c[0].rounds > 0 && c[1].rounds > 0);
+	assert_int_equal(bad_total, 0);
+	assert_int_equal(bad_types, 0);
+	iom_drain_all_pages(m);
+	assert_int_equal(vmstat_value(m, "nr_free_pages"), 64);
+	assert_int_equal(iom_machine_bug_count(m), 0);
 	iom_machine_destroy(m);
 }
 
@@ -691,6 +803,7 @@ int main(void)
 		cmocka_unit_test(vmstat_counts_pages_allocated_and_freed),
 		cmocka_unit_test(vm_event_count_includes_exited_threads),
 		cmocka_unit_test(zone_info_snapshots_a_zone),
+		cmocka_unit_test(zone_info_is_consistent_under_churn),
 		cmocka_unit_test(proc_read_truncates_like_snprintf),
 		cmocka_unit_test(proc_rejects_bad_arguments),
 		cmocka_unit_test(proc_show_writes_the_bytes_proc_read_returns),
