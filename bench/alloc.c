@@ -28,7 +28,7 @@ enum alloc_impl { IMPL_IOMMIG, IMPL_MALLOC, IMPL_SPIN };
 
 /*
  * One loop shape. @window 0: alloc then free at once ("pair"); otherwise
- * @window allocations then their frees in reverse order (LIFO), so that
+ * --window allocations then their frees in reverse order (LIFO), so that
  * many pages are outstanding. @iters_div scales --iters down for orders
  * whose pairs are slower.
  */
@@ -67,7 +67,7 @@ static int iom_loop(struct alloc_worker *w, uint64_t n)
 {
 	struct iom_machine *m = w->m;
 	unsigned int order = w->c->order, win = w->window, j;
-	struct iom_page **pages = (struct iom_page **)w->slots;
+	void **slots = w->slots;
 	uint64_t i;
 	int ret;
 
@@ -85,12 +85,12 @@ static int iom_loop(struct alloc_worker *w, uint64_t n)
 	}
 	for (i = 0; i < n; i += win) {
 		for (j = 0; j < win; j++) {
-			pages[j] = iom_alloc_pages(m, IOM_GFP_KERNEL, order);
-			if (!pages[j])
+			slots[j] = iom_alloc_pages(m, IOM_GFP_KERNEL, order);
+			if (!slots[j])
 				goto alloc_failed;
 		}
 		for (j = win; j-- > 0;) {
-			ret = iom___free_pages(m, pages[j], order);
+			ret = iom___free_pages(m, slots[j], order);
 			if (ret)
 				goto free_failed;
 		}
