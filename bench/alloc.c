@@ -16,7 +16,7 @@
 #include "bench.h"
 
 #define ALLOC_DEFAULT_MEM	(1ULL << 30)
-#define ALLOC_DEFAULT_ITERS	10000000ULL
+#define ALLOC_DEFAULT_ITERS	40000000ULL	/* shorter runs are at the mercy of vCPU steal */
 #define ALLOC_DEFAULT_THREADS	2
 #define ALLOC_DEFAULT_WINDOW	32
 #define ALLOC_WARMUP_PAIRS	4096

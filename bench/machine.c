@@ -242,15 +242,22 @@ int bench_machine(const struct bench_opts *o_in)
 			res.baseline = &st[S_BASELINE];
 			res.baseline_name = bname;
 		}
-		if (i == S_META) {
-			res.goal = "value<=64";
-			res.goal_met = st[i].median <= 64;
-		}
 		bench_report(o, &res);
 	}
-	bench_report_value(o, "machine", "struct_page_size",
-			   (double)sizeof(struct iom_page), "B",
-			   "sizeof(struct iom_page)");
+	{
+		/* The goal is the kernel's: struct page fits in 64 bytes. */
+		struct bench_result sz = {
+			.bench = "machine", .metric = "struct_page_size", .unit = "B",
+			.note = "sizeof(struct iom_page); metadata_per_page adds the "
+				"pageblock table, nodes and zones",
+			.value = { .median = (double)sizeof(struct iom_page),
+				   .min = (double)sizeof(struct iom_page),
+				   .max = (double)sizeof(struct iom_page), .runs = 1 },
+			.goal = "value<=64",
+			.goal_met = sizeof(struct iom_page) <= 64,
+		};
+		bench_report(o, &sz);
+	}
 	bench_report_value(o, "machine", "nr_pages",
 			   (double)nr_pages, "pages",
 			   "iom_machine_memcost().nr_pages");

@@ -50,6 +50,10 @@ struct iom_address_space;
  *             one; libiommig stores it as is, so that an untouched
  *             struct iom_page is all zeros and costs no host memory.
  * @_refcount: references; 0 for a free page.
+ * @owner_gfp: gfp of the allocation that owns the page (head page only),
+ *             as mm/page_owner.c records it; 0 while free.
+ * @_reserved: keeps the struct at 64 bytes: one cache line, and page
+ *             arithmetic by shifts.
  */
 struct iom_page {
 	_Atomic unsigned long flags;
@@ -62,6 +66,8 @@ struct iom_page {
 	unsigned long private;
 	atomic_int _mapcount;
 	atomic_int _refcount;
+	unsigned int owner_gfp;
+	unsigned int _reserved;
 };
 
 /*

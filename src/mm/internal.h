@@ -31,8 +31,7 @@ static inline bool page_in_mem_map(const struct iom_machine *m,
 {
 	uintptr_t p = (uintptr_t)page, b = (uintptr_t)m->mem_map;
 
-	return p >= b && p < b + m->nr_pages * sizeof(struct iom_page) &&
-	       (p - b) % sizeof(struct iom_page) == 0;
+	return p - b < m->mem_map_size && ((p - b) & (sizeof(struct iom_page) - 1)) == 0;
 }
 
 static inline void *page_address(const struct iom_machine *m,

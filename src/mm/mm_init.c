@@ -11,8 +11,8 @@
 
 #include "internal.h"
 
-_Static_assert(sizeof(struct iom_page) <= 64,
-	       "struct iom_page must stay within the kernel's 64 bytes");
+_Static_assert(sizeof(struct iom_page) == 64,
+	       "struct iom_page is one cache line, as the kernel's struct page");
 
 static const char *const zone_names[IOM_MAX_NR_ZONES] = {
 	[IOM_ZONE_NORMAL] = "Normal",

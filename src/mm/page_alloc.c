@@ -410,8 +410,10 @@ retry:
 
 static pthread_key_t pcp_key;
 static pthread_once_t pcp_key_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct iom_pcp_set *tls_sets;
-static _Thread_local struct iom_pcp_set *tls_last;
+/* initial-exec: two words, and no __tls_get_addr() call on the fast path */
+#define IOM_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+static IOM_TLS struct iom_pcp_set *tls_sets;
+static IOM_TLS struct iom_pcp_set *tls_last;
 
 static inline void pcp_spin_lock(struct iom_pcp_set *set)
 {
@@ -630,10 +632,15 @@ static struct iom_pcp_set *this_cpu_set_slow(struct iom_machine *m)
 
 	IOM_CHECK_PTHREAD(pthread_once(&pcp_key_once, pcp_make_key));
 	size = sizeof(*set) + (size_t)m->nr_zone_ids * sizeof(struct per_cpu_pages);
-	/* libc, not the machine's hook: the set may outlive the machine. */
-	set = calloc(1, size);
+	/*
+	 * libc, not the machine's hook: the set may outlive the machine.
+	 * Cache-line aligned so two threads' sets never share a line.
+	 */
+	size = (size + 63) & ~(size_t)63;
+	set = aligned_alloc(64, size);
 	if (!set)
 		return NULL;
+	memset(set, 0, size);
 	atomic_init(&set->refcount, 2);
 	atomic_init(&set->machine, m);
 	set->nr_zones = m->nr_zone_ids;
@@ -972,32 +979,46 @@ static void check_poison(struct iom_machine *m, struct iom_page *page)
 	}
 }
 
+/* The kernel's is_check_pages_enabled(): check every subpage, not just the head. */
+static inline bool check_pages_enabled(const struct iom_machine *m)
+{
+#ifdef IOMMIG_DEBUG
+	return true;
+#else
+	return m->page_poison;
+#endif
+}
+
+static bool check_new_page(struct iom_machine *m, struct iom_page *p)
+{
+	unsigned long flags = atomic_load_explicit(&p->flags, memory_order_relaxed);
+
+	if (unlikely(flags & (1UL << IOM_PG_poisoned))) {
+		check_poison(m, p);
+		iom_ClearPagePoisoned(p);
+		flags &= ~(1UL << IOM_PG_poisoned);
+	}
+	if (likely(!(flags | (unsigned long)iom_page_ref_count(p) |
+		     (unsigned long)iom_page_mapcount(p) | (uintptr_t)p->mapping)))
+		return true;
+	bad_page(m, p, "nonzero state on a page being allocated");
+	return false;
+}
+
 /*
- * check_new_pages() + prep_new_page(): every page must come out clean; a
- * bad page is reported and leaked, as the kernel does.
+ * check_new_pages(): every page must come out clean; a bad page is
+ * reported and leaked, as the kernel does.
  */
 static bool check_new_pages(struct iom_machine *m, struct iom_page *page,
 			    unsigned int order)
 {
 	unsigned long i, n = 1UL << order;
-	bool bad = false;
+	bool ok = check_new_page(m, page);
 
-	for (i = 0; i < n; i++) {
-		struct iom_page *p = page + i;
-		unsigned long flags = atomic_load_explicit(&p->flags,
-							   memory_order_relaxed);
-
-		if (flags & (1UL << IOM_PG_poisoned)) {
-			check_poison(m, p);
-			iom_ClearPagePoisoned(p);
-		}
-		if (iom_page_ref_count(p) || iom_page_mapcount(p) || p->mapping ||
-		    (flags & PAGE_FLAGS_CHECK_AT_PREP)) {
-			bad_page(m, p, "nonzero state on a page being allocated");
-			bad = true;
-		}
-	}
-	return !bad;
+	if (order && check_pages_enabled(m))
+		for (i = 1; i < n; i++)
+			ok &= check_new_page(m, page + i);
+	return ok;
 }
 
 static void prep_compound_page(struct iom_page *page, unsigned int order)
@@ -1013,11 +1034,9 @@ static void prep_compound_page(struct iom_page *page, unsigned int order)
 static void prep_new_page(struct iom_machine *m, struct iom_page *page,
 			  unsigned int order, iom_gfp_t gfp)
 {
-	page->lru.next = NULL;
-	page->lru.prev = NULL;
-	page->private = 0;
-	page->index = 0;
+	/* ->private and ->index were cleared when the page left the free lists */
 	atomic_store_explicit(&page->_refcount, 1, memory_order_relaxed);
+	page->owner_gfp = gfp;
 	if (gfp & IOM___GFP_ZERO)
 		memset(page_address(m, page), 0, IOM_PAGE_SIZE << order);
 	if (order)
@@ -1221,8 +1240,10 @@ void __free_one_page(struct zone *zone, struct iom_page *page,
 static void free_unref_page(struct iom_machine *m, struct iom_page *page,
 			    unsigned long pfn)
 {
-	struct zone *zone = pfn_zone(m, pfn);
-	int mt = get_pfnblock_migratetype(m, pfn);
+	const struct pageblock *pb = pfn_pageblock(m, pfn);
+	struct zone *zone = m->zone_table[pb->zone_id];
+	int mt = atomic_load_explicit(&((struct pageblock *)pb)->flags,
+				      memory_order_relaxed) & PB_migrate_mask;
 	struct iom_pcp_set *set;
 	struct per_cpu_pages *pcp;
 
@@ -1254,7 +1275,8 @@ static void free_unref_page(struct iom_machine *m, struct iom_page *page,
 
 /*
  * free_pages_prepare(): the page must be clean. A dirty one is reported and
- * leaked. Returns false if so.
+ * leaked. Returns false if so. Tails are unlinked from the head always;
+ * their state is checked when check_pages_enabled().
  */
 static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 			       unsigned int order)
@@ -1263,25 +1285,28 @@ static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 	bool ok = true;
 
 	if (order) {
+		bool check = check_pages_enabled(m);
+
 		for (i = 1; i < n; i++) {
 			struct iom_page *p = page + i;
 
-			if (p->compound_head != ((unsigned long)page | 1UL)) {
-				bad_page(m, p, "corrupted compound_head");
-				ok = false;
-			}
-			if (iom_page_ref_count(p) || iom_page_mapcount(p)) {
-				bad_page(m, p, "tail page in use");
-				ok = false;
+			if (check) {
+				if (p->compound_head != ((unsigned long)page | 1UL)) {
+					bad_page(m, p, "corrupted compound_head");
+					ok = false;
+				}
+				if (iom_page_ref_count(p) || iom_page_mapcount(p)) {
+					bad_page(m, p, "tail page in use");
+					ok = false;
+				}
 			}
 			p->compound_head = 0;
-			p->lru.prev = NULL;
 		}
 		page[1].index = 0;
-		iom_ClearPageHead(page);
 	}
-	if (iom_page_mapcount(page) || page->mapping ||
-	    (atomic_load(&page->flags) & PAGE_FLAGS_CHECK_AT_FREE)) {
+	if (unlikely((atomic_load_explicit(&page->flags, memory_order_relaxed) &
+		      PAGE_FLAGS_CHECK_AT_FREE) |
+		     (unsigned long)iom_page_mapcount(page) | (uintptr_t)page->mapping)) {
 		bad_page(m, page, "page still in use when freed");
 		ok = false;
 	}
@@ -1289,9 +1314,10 @@ static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 		return false;
 	page->private = 0;
 	page->index = 0;
-	for (i = 0; i < n; i++) {
-		atomic_store_explicit(&page[i].flags, 0, memory_order_relaxed);
-		if (m->page_poison) {
+	page->owner_gfp = 0;
+	atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
+	if (m->page_poison) {
+		for (i = 0; i < n; i++) {
 			memset(page_address(m, page + i), IOM_PAGE_POISON, IOM_PAGE_SIZE);
 			iom_SetPagePoisoned(page + i);
 		}
@@ -1361,7 +1387,7 @@ static int page_ref_dec_and_test(struct iom_machine *m, struct iom_page *page,
 
 	do {
 		if (old <= 0) {
-			iom_warn(m, "put_page: pfn %#lx has no reference left (double free?)",
+			iom_warn(m, "free_pages: pfn %#lx is already free (no reference left; double free?)",
 				 page_to_pfn(m, page));
 			return -EINVAL;
 		}
@@ -1378,6 +1404,29 @@ int iom___free_pages(struct iom_machine *m, struct iom_page *page,
 {
 	bool zero;
 	int ret;
+
+	/*
+	 * Order 0, a page of this machine, not compound, no flag that forbids
+	 * freeing: straight to the thread's cache. Anything else takes the
+	 * checked path below, which explains what is wrong.
+	 */
+	if (likely(m && order == 0)) {
+		uintptr_t off = (uintptr_t)page - (uintptr_t)m->mem_map;
+
+		if (likely(off < m->mem_map_size &&
+			   !(off & (sizeof(struct iom_page) - 1)) &&
+			   !(page->compound_head & 1UL) &&
+			   !(atomic_load_explicit(&page->flags, memory_order_relaxed) &
+			     ((1UL << IOM_PG_head) | PAGE_FLAGS_CHECK_AT_FREE)))) {
+			ret = page_ref_dec_and_test(m, page, &zero);
+			if (ret || !zero)
+				return ret;
+			if (free_pages_prepare(m, page, 0))
+				free_unref_page(m, page, m->start_pfn +
+						off / sizeof(struct iom_page));
+			return 0;
+		}
+	}
 
 	ret = check_free_request(m, page, order, true);
 	if (unlikely(ret))
