@@ -26,6 +26,7 @@
 #define BENCH_OPT_NOPIN		0x10u
 #define BENCH_OPT_NOBASELINE	0x20u
 #define BENCH_OPT_ONLY		0x40u
+#define BENCH_OPT_KEYS		0x80u
 
 struct bench_opts {
 	bool json;
@@ -38,6 +39,7 @@ struct bench_opts {
 	bool pin;		/* pin worker threads to cpus (default) */
 	bool baseline;		/* measure baselines (default) */
 	const char *only;	/* --only: run the cases whose name has this */
+	uint64_t keys;		/* --keys, 0: the benchmark's default */
 };
 
 struct bench_cmd {
@@ -51,6 +53,7 @@ struct bench_cmd {
 /* The benchmarks (one file each). Return: 0, or 1 after printing why. */
 int bench_alloc(const struct bench_opts *o);
 int bench_machine(const struct bench_opts *o);
+int bench_radix(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

@@ -39,6 +39,18 @@ static const struct bench_cmd bench_cmds[] = {
 		.help = "  Defaults: --mem 64G.\n",
 		.run = bench_machine,
 	},
+	{
+		.name = "radix",
+		.summary = "RCU radix tree lookups (1 and N readers, with and "
+			   "without a writer) vs uthash",
+		.opts = BENCH_OPT_ITERS | BENCH_OPT_THREADS | BENCH_OPT_KEYS |
+			BENCH_OPT_NOPIN | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --keys 1M --iters 4M (lookups a reader, a "
+			"run) --threads 2.\n"
+			"  Cases: lookup_1t lookup_<N>t lookup_writer_1t "
+			"lookup_writer_<N>t.\n",
+		.run = bench_radix,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))
@@ -59,6 +71,7 @@ static const struct {
 	{ "--no-pin", BENCH_OPT_NOPIN, false, "", "do not pin worker threads to cpus" },
 	{ "--no-baseline", BENCH_OPT_NOBASELINE, false, "", "measure the library only" },
 	{ "--only", BENCH_OPT_ONLY, true, "TEXT", "run only the cases whose name contains TEXT (e.g. for perf)" },
+	{ "--keys", BENCH_OPT_KEYS, true, "N", "keys in the table (K/M/G: x1000)" },
 };
 
 #define NR_OPTIONS (sizeof(bench_options) / sizeof(bench_options[0]))
@@ -228,6 +241,9 @@ int main(int argc, char **argv)
 				return bad_usage(cmd, "bad --threads '%s' "
 						 "(1..256)", val);
 			o.threads = (unsigned int)v;
+		} else if (!strcmp(name, "--keys")) {
+			if (parse_uint(val, UINT64_MAX / 2, &o.keys))
+				return bad_usage(cmd, "bad --keys '%s'", val);
 		} else if (!strcmp(name, "--window")) {
 			if (parse_uint(val, 65536, &v))
 				return bad_usage(cmd, "bad --window '%s' "

@@ -6,5 +6,9 @@
 #include <iommig/machine.h>
 #include <iommig/mm.h>
 #include <iommig/vmstat.h>
+#include <iommig/rcu.h>
+#include <iommig/radix-tree.h>
+#include <iommig/filemap.h>
+#include <iommig/memory.h>
 
 #endif /* IOMMIG_IOMMIG_H */

@@ -90,6 +90,7 @@ enum iom_pageflags {
 	IOM_PG_isolated,
 	IOM_PG_buddy,
 	IOM_PG_poisoned,
+	IOM_PG_waiters,		/* someone sleeps on this page's lock */
 	IOM_NR_PAGEFLAGS,
 };
 
@@ -127,17 +128,19 @@ IOM_PAGEFLAG(Reserved, reserved)
 IOM_PAGEFLAG(Isolated, isolated)
 IOM_PAGEFLAG(Buddy, buddy)
 IOM_PAGEFLAG(Poisoned, poisoned)
+IOM_PAGEFLAG(Waiters, waiters)
 
 /** iom_PageTail() - is @page a tail page of a compound page? */
 static inline bool iom_PageTail(const struct iom_page *page)
 {
-	return page->compound_head & 1UL;
+	/* READ_ONCE: the word is also lru.next, written by list operations */
+	return __atomic_load_n(&page->compound_head, __ATOMIC_RELAXED) & 1UL;
 }
 
 /** iom_compound_head() - the head page of @page (itself if not a tail). */
 static inline struct iom_page *iom_compound_head(const struct iom_page *page)
 {
-	unsigned long head = page->compound_head;
+	unsigned long head = __atomic_load_n(&page->compound_head, __ATOMIC_RELAXED);
 
 	if (head & 1UL)
 		return (struct iom_page *)(head - 1);
@@ -281,6 +284,13 @@ static inline enum iom_zone_type iom_gfp_zone(iom_gfp_t gfp)
 		return IOM_ZONE_MOVABLE;
 	return IOM_ZONE_NORMAL;
 }
+
+/* How hard migration may try (include/linux/migrate_mode.h). */
+enum iom_migrate_mode {
+	IOM_MIGRATE_ASYNC,		/* never block */
+	IOM_MIGRATE_SYNC_LIGHT,		/* block on most things, not writeback */
+	IOM_MIGRATE_SYNC,		/* block on everything */
+};
 
 /* ---- the page allocator ----------------------------------------------- */
 

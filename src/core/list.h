@@ -18,9 +18,15 @@
 #define list_last_entry(head, type, member) \
 	list_entry((head)->prev, type, member)
 
+/*
+ * ->next is written with WRITE_ONCE semantics: in struct iom_page it shares
+ * its word with compound_head, which other threads may read locklessly.
+ */
+#define LIST_WRITE_NEXT(e, v) __atomic_store_n(&(e)->next, (v), __ATOMIC_RELAXED)
+
 static inline void INIT_LIST_HEAD(struct list_head *h)
 {
-	h->next = h;
+	LIST_WRITE_NEXT(h, h);
 	h->prev = h;
 }
 
@@ -33,9 +39,9 @@ static inline void __list_add(struct list_head *n, struct list_head *prev,
 			      struct list_head *next)
 {
 	next->prev = n;
-	n->next = next;
+	LIST_WRITE_NEXT(n, next);
 	n->prev = prev;
-	prev->next = n;
+	LIST_WRITE_NEXT(prev, n);
 }
 
 static inline void list_add(struct list_head *n, struct list_head *head)
@@ -48,25 +54,28 @@ static inline void list_add_tail(struct list_head *n, struct list_head *head)
 	__list_add(n, head->prev, head);
 }
 
-static inline void list_del(struct list_head *e)
+static inline void __list_del(struct list_head *e)
 {
 	e->next->prev = e->prev;
-	e->prev->next = e->next;
-	e->next = NULL;
+	LIST_WRITE_NEXT(e->prev, e->next);
+}
+
+static inline void list_del(struct list_head *e)
+{
+	__list_del(e);
+	LIST_WRITE_NEXT(e, (struct list_head *)NULL);
 	e->prev = NULL;
 }
 
 static inline void list_move(struct list_head *e, struct list_head *head)
 {
-	e->next->prev = e->prev;
-	e->prev->next = e->next;
+	__list_del(e);
 	list_add(e, head);
 }
 
 static inline void list_move_tail(struct list_head *e, struct list_head *head)
 {
-	e->next->prev = e->prev;
-	e->prev->next = e->next;
+	__list_del(e);
 	list_add_tail(e, head);
 }
 
@@ -78,9 +87,9 @@ static inline void list_splice_init(struct list_head *list,
 		return;
 	struct list_head *first = list->next, *last = list->prev;
 
-	last->next = head->next;
+	LIST_WRITE_NEXT(last, head->next);
 	head->next->prev = last;
-	head->next = first;
+	LIST_WRITE_NEXT(head, first);
 	first->prev = head;
 	INIT_LIST_HEAD(list);
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <iommig/rcu.h>
+
 #include "debug.h"
 #include "machine.h"
 #include "../mm/internal.h"
@@ -245,6 +247,8 @@ void iom_machine_destroy(struct iom_machine *m)
 
 	if (!m)
 		return;
+	/* Nodes of radix trees freed with call_rcu use the metadata hook. */
+	iom_rcu_barrier();
 	iom_pcp_detach_all(m);
 	iom_mm_exit(m);
 	iom_meta_free(m, m->pageblocks, m->nr_pageblocks * sizeof(struct pageblock));

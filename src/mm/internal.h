@@ -12,6 +12,16 @@
 #include "../core/machine.h"
 #include "mmzone.h"
 
+/* ---- the public rw_semaphore storage ------------------------------------ */
+
+_Static_assert(sizeof(pthread_rwlock_t) <= sizeof(struct iom_rw_semaphore),
+	       "struct iom_rw_semaphore must hold a pthread_rwlock_t");
+
+static inline pthread_rwlock_t *rwsem(struct iom_rw_semaphore *sem)
+{
+	return (pthread_rwlock_t *)(void *)sem;
+}
+
 /* ---- pfn arithmetic (fast, unchecked) ---------------------------------- */
 
 static inline struct iom_page *pfn_to_page(const struct iom_machine *m,
@@ -137,6 +147,40 @@ static inline void __mod_zone_freepage_state(struct zone *zone, long nr,
 	__mod_zone_page_state(zone, NR_FREE_PAGES, nr);
 	if (is_migrate_cma(migratetype))
 		__mod_zone_page_state(zone, NR_FREE_CMA_PAGES, nr);
+}
+
+/* ---- swap.c / vmscan.c -------------------------------------------------- */
+
+/*
+ * __page_cache_release(): a page whose last reference is going away leaves
+ * its LRU list (PG_lru cleared). Called by the free path.
+ */
+void __page_cache_release(struct iom_machine *m, struct iom_page *page);
+/*
+ * try_to_free_pages(): direct reclaim from the allocator's slow path;
+ * returns pages reclaimed. Never called with a zone or LRU lock held.
+ */
+unsigned long try_to_free_pages(struct iom_machine *m, int nid,
+				unsigned int order, iom_gfp_t gfp);
+
+/* swap.c, for vmscan.c */
+unsigned long isolate_lru_pages(struct iom_machine *m, struct lruvec *lruvec,
+				enum iom_lru_list lru, unsigned long nr,
+				struct list_head *dst, unsigned long *nr_taken);
+void shrink_active_list(struct iom_machine *m, struct lruvec *lruvec,
+			enum iom_lru_list active, unsigned long nr);
+/*
+ * filemap.c: __remove_mapping(): drop a locked, clean, isolated page from
+ * @mapping if nobody but the cache and the caller holds a reference
+ * (frozen while it is removed). Returns 1 if removed (the caller's
+ * reference is then the last), 0 if not.
+ */
+int __remove_mapping(struct iom_address_space *mapping, struct iom_page *page);
+
+static inline struct pglist_data *page_pgdat(const struct iom_machine *m,
+					     const struct iom_page *page)
+{
+	return page_zone(m, page)->zone_pgdat;
 }
 
 /* ---- mm_init.c / cma.c / page_isolation.c ------------------------------- */

@@ -214,6 +214,9 @@ int iom_mm_init(struct iom_machine *m)
 		pgdat->node_id = (int)nid;
 		pgdat->node_start_pfn = start;
 		pgdat->node_spanned_pages = node_pages;
+		IOM_CHECK_PTHREAD(pthread_mutex_init(&pgdat->lruvec.lru_lock, NULL));
+		for (z = 0; z < IOM_NR_LRU_LISTS; z++)
+			INIT_LIST_HEAD(&pgdat->lruvec.lists[z]);
 		zone_init(m, pgdat, IOM_ZONE_NORMAL, start, node_pages - movable);
 		zone_init(m, pgdat, IOM_ZONE_MOVABLE, start + node_pages - movable,
 			  movable);
@@ -251,6 +254,7 @@ void iom_mm_exit(struct iom_machine *m)
 		for (z = 0; z < IOM_MAX_NR_ZONES; z++)
 			if (pgdat->node_zones[z].machine)
 				pthread_mutex_destroy(&pgdat->node_zones[z].lock);
+		pthread_mutex_destroy(&pgdat->lruvec.lru_lock);
 		iom_meta_free(m, pgdat, sizeof(*pgdat));
 		m->node_data[nid] = NULL;
 	}

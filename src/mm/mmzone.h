@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <iommig/filemap.h>
 #include <iommig/mm.h>
 #include <iommig/vmstat.h>
 
@@ -94,8 +95,20 @@ struct zoneref {
 	int zone_type;
 };
 
+/*
+ * A node's LRU lists (struct lruvec). Pages on them have PG_lru; the lists
+ * hold no reference. Lock order: lru_lock nests inside the page lock and
+ * outside zone->lock.
+ */
+struct lruvec {
+	pthread_mutex_t lru_lock;
+	struct list_head lists[IOM_NR_LRU_LISTS];
+	atomic_ulong nr_pages[IOM_NR_LRU_LISTS];
+};
+
 struct pglist_data {
 	int node_id;
+	struct lruvec lruvec;
 	unsigned long node_start_pfn;
 	unsigned long node_spanned_pages;
 	struct zone node_zones[IOM_MAX_NR_ZONES];

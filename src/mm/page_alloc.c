@@ -7,9 +7,9 @@
  * watermarks with lowmem reserves, compound pages.
  *
  * Simplified: no kswapd, watermark boosting, high-atomic reserves or
- * ALLOC_NOFRAGMENT (there is no DMA32 zone); the slow path's "direct
- * reclaim" is the drain of every per-thread cache followed by one retry.
- * Reclaim and compaction join the slow path in later layers.
+ * ALLOC_NOFRAGMENT (there is no DMA32 zone); the slow path's direct
+ * reclaim frees clean page-cache pages (vmscan.c), then drains every
+ * per-thread cache, and retries once. Compaction joins it later.
  *
  * Conventions: @m machine, @zone zone, @mt / @migratetype a migratetype,
  * @pfn a pfn of @m. Functions named __* expect zone->lock held.
@@ -1027,7 +1027,8 @@ static void prep_compound_page(struct iom_page *page, unsigned int order)
 
 	iom_SetPageHead(page);
 	for (i = 1; i < n; i++)
-		page[i].compound_head = (unsigned long)page | 1UL;
+		__atomic_store_n(&page[i].compound_head, (unsigned long)page | 1UL,
+				 __ATOMIC_RELAXED);
 	page[1].index = order;
 }
 
@@ -1114,9 +1115,14 @@ static struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
 	if (page || !(gfp & IOM___GFP_DIRECT_RECLAIM))
 		return page;
 	/*
-	 * __alloc_pages_direct_reclaim(): with nothing to reclaim yet, what is
-	 * left is the pages sitting in every thread's cache.
+	 * __alloc_pages_direct_reclaim(): reclaim clean page-cache pages, then,
+	 * if that did not do, the pages sitting in every thread's cache.
 	 */
+	if (try_to_free_pages(m, ac->pgdat->node_id, order, gfp)) {
+		page = get_page_from_freelist(m, set, gfp, order, alloc_flags, ac);
+		if (page)
+			return page;
+	}
 	iom_drain_all_pages(m);
 	return get_page_from_freelist(m, set, gfp, order, alloc_flags, ac);
 }
@@ -1300,10 +1306,13 @@ static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 					ok = false;
 				}
 			}
-			p->compound_head = 0;
+			__atomic_store_n(&p->compound_head, 0UL, __ATOMIC_RELAXED);
 		}
 		page[1].index = 0;
 	}
+	/* An anonymous page's mapping is its anon_vma: cleared on free. */
+	if ((uintptr_t)page->mapping & 1UL)
+		page->mapping = NULL;
 	if (unlikely((atomic_load_explicit(&page->flags, memory_order_relaxed) &
 		      PAGE_FLAGS_CHECK_AT_FREE) |
 		     (unsigned long)iom_page_mapcount(page) | (uintptr_t)page->mapping)) {
@@ -1331,6 +1340,9 @@ static void __free_pages_ok(struct iom_machine *m, struct iom_page *page,
 	unsigned long pfn = page_to_pfn(m, page);
 	struct zone *zone = pfn_zone(m, pfn);
 
+	/* put_page() of the last reference: leave the LRU first */
+	if (iom_PageLRU(page))
+		__page_cache_release(m, page);
 	if (!free_pages_prepare(m, page, order))
 		return;
 	if (order == 0) {
@@ -1415,7 +1427,7 @@ int iom___free_pages(struct iom_machine *m, struct iom_page *page,
 
 		if (likely(off < m->mem_map_size &&
 			   !(off & (sizeof(struct iom_page) - 1)) &&
-			   !(page->compound_head & 1UL) &&
+			   !iom_PageTail(page) &&
 			   !(atomic_load_explicit(&page->flags, memory_order_relaxed) &
 			     ((1UL << IOM_PG_head) | PAGE_FLAGS_CHECK_AT_FREE)))) {
 			ret = page_ref_dec_and_test(m, page, &zero);

@@ -29,6 +29,12 @@ static const char *const vm_event_names[] = {
 	"pcp_refill",
 	"pcp_drain",
 	"drain_all_pages",
+	"pgactivate",
+	"pgdeactivate",
+	"pgscan_direct",
+	"pgsteal_direct",
+	"allocstall_normal",
+	"allocstall_movable",
 };
 
 _Static_assert(sizeof(vm_event_names) / sizeof(vm_event_names[0]) ==
