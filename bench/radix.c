@@ -29,6 +29,8 @@
 #define RADIX_MAX_KEYS		(1ULL << 28)
 #define RADIX_WARMUP		(1u << 16)
 #define RADIX_MACHINE_MEM	(64ULL << 20)
+#define RADIX_RUN_CAP_NS	1000000000ULL	/* longest reader run with a writer */
+#define RADIX_CHECK_EVERY	4096
 
 enum radix_impl { IMPL_RADIX, IMPL_UTHASH };
 
@@ -63,9 +65,9 @@ struct radix_worker {
 	struct radix_bench *b;
 	enum radix_impl impl;
 	bool writer;
-	bool locked;		/* uthash readers: rwlock around each lookup */
+	bool locked;		/* a writer runs: uthash readers lock, all stop at the cap */
 	unsigned long pos;	/* where in b->order to start */
-	uint64_t n;		/* lookups to time */
+	uint64_t n;		/* lookups to time; then, lookups done */
 	unsigned int idx;
 	bool pin;
 	pthread_barrier_t *start;
@@ -81,14 +83,21 @@ static inline bool item_ok(const struct radix_bench *b, unsigned long key,
 		sizeof(unsigned long);
 }
 
-static unsigned long radix_lookups(struct radix_bench *b, unsigned long pos,
-				   uint64_t n)
+/* Past @deadline (ns, 0: none)? Checked every RADIX_CHECK_EVERY lookups. */
+static inline bool past(uint64_t i, uint64_t deadline)
+{
+	return deadline && !(i % RADIX_CHECK_EVERY) && bench_now_ns() > deadline;
+}
+
+/* @n lookups, or fewer if @deadline passes. Return: lookups done. */
+static uint64_t radix_lookups(struct radix_bench *b, unsigned long pos,
+			      uint64_t n, uint64_t deadline, unsigned long *bad)
 {
 	const unsigned long *order = b->order;
-	unsigned long nkeys = b->nkeys, bad = 0;
+	unsigned long nkeys = b->nkeys;
 	uint64_t i;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !past(i, deadline); i++) {
 		unsigned long key = order[pos];
 		void *p;
 
@@ -97,19 +106,20 @@ static unsigned long radix_lookups(struct radix_bench *b, unsigned long pos,
 		iom_rcu_read_lock();
 		p = iom_radix_tree_lookup(&b->root, key);
 		iom_rcu_read_unlock();
-		bad += !item_ok(b, key, p);
+		*bad += !item_ok(b, key, p);
 	}
-	return bad;
+	return i;
 }
 
-static unsigned long uthash_lookups(struct radix_bench *b, unsigned long pos,
-				    uint64_t n, bool locked)
+static uint64_t uthash_lookups(struct radix_bench *b, unsigned long pos,
+			       uint64_t n, bool locked, uint64_t deadline,
+			       unsigned long *bad)
 {
 	const unsigned long *order = b->order;
-	unsigned long nkeys = b->nkeys, bad = 0;
+	unsigned long nkeys = b->nkeys;
 	uint64_t i;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !past(i, deadline); i++) {
 		unsigned long key = order[pos];
 		struct hent *e;
 		void *p;
@@ -122,9 +132,9 @@ static unsigned long uthash_lookups(struct radix_bench *b, unsigned long pos,
 		p = e ? e->item : NULL;
 		if (locked)
 			pthread_rwlock_unlock(&b->hash_lock);
-		bad += !item_ok(b, key, p);
+		*bad += !item_ok(b, key, p);
 	}
-	return bad;
+	return i;
 }
 
 /* Swap key's item for its other one, over and over, until told to stop. */
@@ -152,12 +162,18 @@ static void writer_loop(struct radix_worker *w)
 		} else {
 			struct hent *e;
 
-			pthread_rwlock_wrlock(&b->hash_lock);
+			/*
+			 * No entry is added or removed during a run, so the
+			 * find may run outside the lock: the write lock is
+			 * held for the store alone, the baseline's best case.
+			 */
 			HASH_FIND(hh, b->head, &key, sizeof(key), e);
-			if (e)
-				e->item = e->item == a ? a + 1 : a;
-			else
+			if (!e) {
 				w->bad++;
+				continue;
+			}
+			pthread_rwlock_wrlock(&b->hash_lock);
+			e->item = e->item == a ? a + 1 : a;
 			pthread_rwlock_unlock(&b->hash_lock);
 		}
 		w->writes++;
@@ -167,7 +183,7 @@ static void writer_loop(struct radix_worker *w)
 static void *radix_worker_fn(void *arg)
 {
 	struct radix_worker *w = arg;
-	uint64_t c0;
+	uint64_t c0, deadline;
 
 	if (w->pin)
 		bench_pin_self(w->idx);
@@ -176,20 +192,26 @@ static void *radix_worker_fn(void *arg)
 	if (!w->writer) {
 		/* Caches, TLB and the first RCU read section: not timed. */
 		if (w->impl == IMPL_RADIX)
-			w->bad += radix_lookups(w->b, w->pos, RADIX_WARMUP);
+			radix_lookups(w->b, w->pos, RADIX_WARMUP, 0, &w->bad);
 		else
-			w->bad += uthash_lookups(w->b, w->pos, RADIX_WARMUP,
-						 w->locked);
+			uthash_lookups(w->b, w->pos, RADIX_WARMUP, w->locked,
+				       0, &w->bad);
 	}
 	pthread_barrier_wait(w->start);
 	c0 = bench_thread_cpu_ns();
 	w->t0 = bench_now_ns();
+	/*
+	 * With a writer, a reader starved by the rwlock gives up at the cap;
+	 * its rate is still measured. Without one, every lookup is done.
+	 */
+	deadline = w->locked ? w->t0 + RADIX_RUN_CAP_NS : 0;
 	if (w->writer)
 		writer_loop(w);
 	else if (w->impl == IMPL_RADIX)
-		w->bad += radix_lookups(w->b, w->pos, w->n);
+		w->n = radix_lookups(w->b, w->pos, w->n, deadline, &w->bad);
 	else
-		w->bad += uthash_lookups(w->b, w->pos, w->n, w->locked);
+		w->n = uthash_lookups(w->b, w->pos, w->n, w->locked, deadline,
+				      &w->bad);
 	w->t1 = bench_now_ns();
 	w->cpu = bench_thread_cpu_ns() - c0;
 	iom_rcu_unregister_thread();
@@ -201,12 +223,13 @@ static void *radix_worker_fn(void *arg)
  * starting at @pos0 spread over the key order, with a writer if @writer.
  * Return: wall-clock ns per lookup, all readers together (first start to
  * last end / all lookups), or -1 after an error. *@share: the readers' CPU
- * time / (readers x wall time); *@wrate: writer's replacements per second.
+ * time / (readers x wall time); *@wrate: writer's replacements per second;
+ * *@capped set if a reader stopped at RADIX_RUN_CAP_NS.
  */
 static double radix_run(const struct bench_opts *o, struct radix_bench *b,
 			enum radix_impl impl, unsigned int nreaders,
 			bool writer, uint64_t iters, unsigned long pos0,
-			double *share, double *wrate)
+			double *share, double *wrate, bool *capped)
 {
 	struct radix_worker w[RADIX_MAX_THREADS + 1];
 	unsigned int nthreads = nreaders + writer, i;
@@ -255,6 +278,8 @@ static double radix_run(const struct bench_opts *o, struct radix_bench *b,
 			t1 = w[i].t1;
 		cpu += w[i].cpu;
 		total += w[i].n;
+		if (w[i].n < iters)
+			*capped = true;
 	}
 	*share = (double)cpu / ((double)nreaders * (double)(t1 - t0));
 	*wrate = 0;
@@ -298,7 +323,8 @@ static int measure_case(const struct bench_opts *o, struct radix_bench *b,
 	double *base = v + o->runs, *wr = base + o->runs, *bwr = wr + o->runs;
 	double share = 1, s, rate;
 	struct bench_stat vs, bs, ws, bws;
-	char bname[128], note[320];
+	char bname[128], note[400];
+	bool capped = false, bcapped = false;
 	uint64_t iters = o->iters;
 	int r, ret = -1;
 
@@ -312,7 +338,7 @@ static int measure_case(const struct bench_opts *o, struct radix_bench *b,
 
 		bench_progress(o, "radix %s: run %d/%d", metric, r + 1, o->runs);
 		v[r] = radix_run(o, b, IMPL_RADIX, nreaders, c->writer, iters,
-				 pos0, &s, &rate);
+				 pos0, &s, &rate, &capped);
 		if (v[r] < 0)
 			goto out;
 		wr[r] = rate;
@@ -321,11 +347,12 @@ static int measure_case(const struct bench_opts *o, struct radix_bench *b,
 		if (!o->baseline)
 			continue;
 		base[r] = radix_run(o, b, IMPL_UTHASH, nreaders, c->writer,
-				    iters, pos0, &s, &rate);
+				    iters, pos0, &s, &rate, &bcapped);
 		if (base[r] < 0)
 			goto out;
 		bwr[r] = rate;
-		if (s < share)
+		/* uthash readers that sleep on the rwlock are not preempted. */
+		if (!c->writer && s < share)
 			share = s;
 	}
 	bench_stat_compute(v, o->runs, &vs);
@@ -349,6 +376,11 @@ static int measure_case(const struct bench_opts *o, struct radix_bench *b,
 			 "section a lookup; %llu keys%s", nreaders,
 			 nreaders > 1 ? "s" : "", (unsigned long long)b->nkeys,
 			 nreaders > bench_nproc() ? "; more threads than cpus" : "");
+	if (capped || bcapped)
+		snprintf(note + strlen(note), sizeof(note) - strlen(note),
+			 "; %s%s%s readers stopped at the %.0f s cap",
+			 capped ? "radix" : "", capped && bcapped ? " and " : "",
+			 bcapped ? "uthash" : "", RADIX_RUN_CAP_NS / 1e9);
 	bench_report(o, &(struct bench_result){
 		.bench = "radix", .metric = metric, .unit = "ns/lookup",
 		.value = vs, .baseline = o->baseline ? &bs : NULL,

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The RCU radix tree (lib/radix-tree.c as of Linux 4.14, the page cache's
- * tree before the XArray): 64-slot nodes with three tag bitmaps, growth at
- * the top (radix_tree_extend), shrink back to one node or to a lone item
- * at index 0 in the root (radix_tree_shrink), nodes freed with call_rcu.
- * Simplified: no multi-order, sibling or exceptional entries and no IDR;
- * the per-cpu preload pools become a per-call preload (every node an insert
- * needs is allocated before the tree is touched), so -ENOMEM changes nothing.
+ * The RCU radix tree (lib/radix-tree.c of Linux 4.14, the page cache's tree
+ * before the XArray): 64-slot nodes with three tag bitmaps, extend and
+ * shrink at the top, a lone item at index 0 kept in the root, call_rcu frees.
+ * Simplified: no multi-order, exceptional or sibling entries, no IDR; the
+ * per-cpu preload becomes a per-call one (an insert allocates every node it
+ * needs first), so -ENOMEM changes nothing.
  *
  * Conventions in this file:
  *   @root:   the tree; @node: an internal node; @index: a key.
@@ -66,30 +65,14 @@ _Static_assert(RADIX_TREE_MAP_SIZE == 8 * sizeof(unsigned long),
 /* ---- ThreadSanitizer and RCU ---------------------------------------------
  *
  * liburcu is not instrumented, so TSan cannot see that a grace period
- * orders a reader's last load from a node before the call_rcu callback that
- * frees it. Each read-side function releases a sync object once it is done
- * with the nodes, writers release it before call_rcu(), and the callback
- * acquires it before free(): exactly the ordering the grace period gives.
- * A reader still inside a node when it is freed is not covered and is
- * still reported.
+ * orders a reader's last load from a node before the callback that frees
+ * it (core/rcu.h states it with iom_rcu_tsan_gp). Besides the release in
+ * iom_rcu_read_unlock(), each read-side function here releases once done
+ * with the nodes, for readers that call urcu_memb_read_unlock() directly;
+ * a writer releases before call_rcu() for its own last accesses. A reader
+ * still inside a node when it is freed is not covered, and is reported.
  */
-#if defined(__SANITIZE_THREAD__)
-#define RADIX_TREE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RADIX_TREE_TSAN 1
-#endif
-#endif
-
-#ifdef RADIX_TREE_TSAN
-#include <sanitizer/tsan_interface.h>
-static char radix_tree_tsan_gp;
-#define tsan_rcu_reader_done()	__tsan_release(&radix_tree_tsan_gp)
-#define tsan_rcu_before_free()	__tsan_acquire(&radix_tree_tsan_gp)
-#else
-#define tsan_rcu_reader_done()	do { } while (0)
-#define tsan_rcu_before_free()	do { } while (0)
-#endif
+#define tsan_rcu_reader_done()	iom_rcu_tsan_release(&iom_rcu_tsan_gp)
 
 /* ---- entries, atomics ---------------------------------------------------- */
 
@@ -241,8 +224,9 @@ static void radix_tree_node_rcu_free(struct rcu_head *head)
 	struct radix_tree_node *node =
 		caa_container_of(head, struct radix_tree_node, rcu_head);
 
-	tsan_rcu_before_free();
+	iom_rcu_cb_enter();
 	radix_tree_node_free_now(node);
+	iom_rcu_cb_exit();
 }
 
 /*
@@ -256,7 +240,7 @@ static void radix_tree_node_free(struct radix_tree_node *node)
 	if (unlikely(!iom_rcu_registered))
 		iom_rcu_register_auto();
 	tsan_rcu_reader_done();
-	urcu_memb_call_rcu(&node->rcu_head, radix_tree_node_rcu_free);
+	iom_call_rcu(&node->rcu_head, radix_tree_node_rcu_free);
 }
 
 /*
@@ -348,24 +332,41 @@ static void *__radix_tree_lookup(const struct iom_radix_tree_root *root,
 				 struct radix_tree_node **nodep, void ***slotp)
 {
 	struct radix_tree_node *parent;
-	unsigned long maxindex;
+	unsigned int shift;
 	void **slot;
 	void *entry;
 
 restart:
 	parent = NULL;
 	slot = (void **)&root->rnode;
-	radix_tree_load_root(root, &entry, &maxindex);
-	if (index > maxindex)
-		return NULL;
-
-	while (radix_tree_is_internal_node(entry)) {
-		if (entry == RADIX_TREE_RETRY)
-			goto restart;
+	entry = rcu_deref(slot);
+	if (radix_tree_is_internal_node(entry)) {
 		parent = entry_to_node(entry);
-		slot = &parent->slots[(index >> parent->shift) &
-				      RADIX_TREE_MAP_MASK];
-		entry = rcu_deref(slot);
+		shift = parent->shift;
+		if (index > shift_maxindex(shift))
+			return NULL;
+		/*
+		 * The kernel reads each node's ->shift in radix_tree_descend():
+		 * a second cache line a level, as ->shift and most slots are
+		 * lines apart (a cold leaf cost two misses; with 1M keys the
+		 * lookup took twice as long). A child's shift is its parent's
+		 * minus 6 for its whole life, so only the root's is read.
+		 */
+		for (;;) {
+			slot = &parent->slots[(index >> shift) &
+					      RADIX_TREE_MAP_MASK];
+			entry = rcu_deref(slot);
+			if (!radix_tree_is_internal_node(entry))
+				break;
+			if (entry == RADIX_TREE_RETRY)
+				goto restart;
+			IOM_BUG_ON(shift == 0);
+			parent = entry_to_node(entry);
+			shift -= RADIX_TREE_MAP_SHIFT;
+			IOM_BUG_ON(parent->shift != shift);
+		}
+	} else if (index) {
+		return NULL;
 	}
 	if (nodep)
 		*nodep = parent;
