@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,7 +422,7 @@ struct mig_writer {
 	int id;
 	atomic_bool *stop;
 	uint64_t last[MIG_PAGES];
-	unsigned long writes;
+	atomic_ulong writes;
 	int errors;
 };
 
@@ -439,7 +440,7 @@ static void *mig_writer_thread(void *arg)
 			    got != v)
 				w->errors++;
 			w->last[p] = v;
-			w->writes++;
+			atomic_fetch_add(&w->writes, 1);
 		}
 		seq++;
 	}
@@ -518,6 +519,10 @@ static unsigned long migration_stress(bool skip_copy)
 		w[i] = (struct mig_writer){ .mm = mm, .base = a, .id = i, .stop = &stop };
 		assert_int_equal(pthread_create(&t[i], NULL, mig_writer_thread, &w[i]), 0);
 	}
+	/* Migrate only under fire: wait until every writer is writing. */
+	for (int i = 0; i < MIG_WRITERS; i++)
+		while (atomic_load(&w[i].writes) < MIG_PAGES)
+			sched_yield();
 	for (int r = 0; r < MIG_ROUNDS; r++)
 		for (int p = 0; p < MIG_PAGES; p++) {
 			if (migrate_one(m, mm, a + (uint64_t)p * PG, false))
@@ -528,12 +533,12 @@ static unsigned long migration_stress(bool skip_copy)
 	atomic_store(&stop, true);
 	for (int i = 0; i < MIG_WRITERS; i++) {
 		assert_int_equal(pthread_join(t[i], NULL), 0);
-		assert_true(w[i].writes > 0);
+		assert_true(atomic_load(&w[i].writes) > 0);
 		lost += (unsigned long)w[i].errors;
 	}
 	if (getenv("MIG_STATS"))
 		print_message("moved %lu undone %lu waits %lu writes %lu\n", moved, undone,
-			      atomic_load(&mm->migration_waits), w[0].writes);
+			      atomic_load(&mm->migration_waits), atomic_load(&w[0].writes));
 	assert_true(moved > 0);
 	assert_int_equal(moved + undone, MIG_ROUNDS * MIG_PAGES);
 	/* a last migration of every page, nobody else holding it: it moves */
