@@ -162,6 +162,8 @@ void __page_cache_release(struct iom_machine *m, struct iom_page *page);
  */
 unsigned long try_to_free_pages(struct iom_machine *m, int nid,
 				unsigned int order, iom_gfp_t gfp);
+/* kswapd's work for a zone below its low watermark, done inline. */
+void wakeup_kswapd(struct iom_machine *m, struct zone *zone, unsigned int order);
 
 /* swap.c, for vmscan.c */
 unsigned long isolate_lru_pages(struct iom_machine *m, struct lruvec *lruvec,

@@ -1111,6 +1111,15 @@ static struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
 	unsigned int alloc_flags = gfp_to_alloc_flags(gfp, ac->migratetype);
 	struct iom_page *page;
 
+	/* wake_all_kswapds(): balance the zones that failed the low mark */
+	if (gfp & IOM___GFP_KSWAPD_RECLAIM) {
+		const struct zoneref *z;
+
+		for (z = ac->pgdat->zonelist; z->zone; z++)
+			if (z->zone_type <= ac->highest_zoneidx &&
+			    (!ac->thisnode || z->zone->zone_pgdat == ac->pgdat))
+				wakeup_kswapd(m, z->zone, order);
+	}
 	page = get_page_from_freelist(m, set, gfp, order, alloc_flags, ac);
 	if (page || !(gfp & IOM___GFP_DIRECT_RECLAIM))
 		return page;

@@ -5,9 +5,11 @@
  * dropped from their mapping (__remove_mapping() freezes the refcount so no
  * speculative lookup can race in), with aging of the active list when it
  * outgrows the inactive one.
- * Simplified: no kswapd (the allocator's slow path reclaims directly), no
- * writeback from reclaim, no anonymous reclaim (there is no swap), and
- * mapped file pages are kept rather than unmapped.
+ * Simplified: kswapd has no thread of its own: wakeup_kswapd() balances
+ * the node inline, in the allocating thread, when a zone falls below its
+ * low watermark (towards high, a few clusters a call); no writeback from
+ * reclaim, no anonymous reclaim (there is no swap), and mapped file pages
+ * are kept rather than unmapped.
  */
 #include <iommig/memory.h>
 
@@ -73,7 +75,7 @@ keep:
 }
 
 static unsigned long shrink_node(struct iom_machine *m, struct pglist_data *pgdat,
-				 unsigned long nr_to_reclaim)
+				 unsigned long nr_to_reclaim, bool kswapd)
 {
 	struct lruvec *lruvec = &pgdat->lruvec;
 	unsigned long reclaimed = 0, scanned_total = 0;
@@ -97,12 +99,13 @@ static unsigned long shrink_node(struct iom_machine *m, struct pglist_data *pgda
 		if (!scanned)
 			break;
 		scanned_total += scanned;
-		count_vm_events(m, IOM_PGSCAN_DIRECT, scanned);
+		count_vm_events(m, kswapd ? IOM_PGSCAN_KSWAPD : IOM_PGSCAN_DIRECT, scanned);
 		reclaimed += shrink_page_list(m, &isolated, &keep);
 		putback_list(m, &keep);
 	}
 	if (reclaimed)
-		count_vm_events(m, IOM_PGSTEAL_DIRECT, reclaimed);
+		count_vm_events(m, kswapd ? IOM_PGSTEAL_KSWAPD : IOM_PGSTEAL_DIRECT,
+				reclaimed);
 	return reclaimed;
 }
 
@@ -115,9 +118,9 @@ unsigned long iom_shrink_page_cache(struct iom_machine *m, int nid,
 	if (!m || nid < -1 || nid >= (int)m->nr_nodes)
 		return 0;
 	if (nid >= 0)
-		return shrink_node(m, m->node_data[nid], nr_to_reclaim);
+		return shrink_node(m, m->node_data[nid], nr_to_reclaim, false);
 	for (i = 0; i < m->nr_nodes && reclaimed < nr_to_reclaim; i++)
-		reclaimed += shrink_node(m, m->node_data[i], nr_to_reclaim - reclaimed);
+		reclaimed += shrink_node(m, m->node_data[i], nr_to_reclaim - reclaimed, false);
 	return reclaimed;
 }
 
@@ -138,9 +141,33 @@ unsigned long try_to_free_pages(struct iom_machine *m, int nid,
 		return 0;
 	count_vm_event(m, iom_gfp_zone(gfp) == IOM_ZONE_MOVABLE ? IOM_ALLOCSTALL_MOVABLE
 								 : IOM_ALLOCSTALL_NORMAL);
-	reclaimed = shrink_node(m, m->node_data[nid], want);
+	reclaimed = shrink_node(m, m->node_data[nid], want, false);
 	for (i = 1; i < m->nr_nodes && reclaimed < want && !(gfp & IOM___GFP_THISNODE); i++)
 		reclaimed += shrink_node(m, m->node_data[((unsigned int)nid + i) % m->nr_nodes],
-					 want - reclaimed);
+					 want - reclaimed, false);
 	return reclaimed;
+}
+
+/*
+ * wakeup_kswapd(): @zone failed its low watermark. kswapd's balance_pgdat()
+ * reclaims until the zone is back above its high watermark; here that
+ * work is done inline, at most KSWAPD_BATCH pages a call so that no single
+ * allocation pays for all of it.
+ */
+#define KSWAPD_BATCH (4 * SWAP_CLUSTER_MAX)
+
+void wakeup_kswapd(struct iom_machine *m, struct zone *zone, unsigned int order)
+{
+	unsigned long free = zone_page_state(zone, NR_FREE_PAGES);
+	unsigned long low = zone->_watermark[WMARK_LOW];
+	unsigned long high = zone->_watermark[WMARK_HIGH] + (1UL << order);
+	unsigned long want;
+
+	if (!populated_zone(zone) || free >= low || !high)
+		return;
+	want = high - free;
+	if (want > KSWAPD_BATCH)
+		want = KSWAPD_BATCH;
+	count_vm_event(m, IOM_PAGEOUTRUN);
+	shrink_node(m, zone->zone_pgdat, want, true);
 }

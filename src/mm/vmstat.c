@@ -35,6 +35,9 @@ static const char *const vm_event_names[] = {
 	"pgsteal_direct",
 	"allocstall_normal",
 	"allocstall_movable",
+	"pgscan_kswapd",
+	"pgsteal_kswapd",
+	"pageoutrun",
 };
 
 _Static_assert(sizeof(vm_event_names) / sizeof(vm_event_names[0]) ==
