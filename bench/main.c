@@ -25,7 +25,7 @@ static const struct bench_cmd bench_cmds[] = {
 		.opts = BENCH_OPT_MEM | BENCH_OPT_ITERS | BENCH_OPT_THREADS |
 			BENCH_OPT_WINDOW | BENCH_OPT_NOPIN |
 			BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
-		.help = "  Defaults: --mem 1G --iters 10M --threads 2 --window 32.\n"
+		.help = "  Defaults: --mem 1G --iters 40M --threads 2 --window 32.\n"
 			"  order 3 runs iters/10 pairs, order 9 iters/50.\n"
 			"  Cases: host_spin order0_pair order0_lifo order3_pair "
 			"order9_pair.\n",
@@ -65,7 +65,7 @@ static const struct {
 	{ "--runs", 0, true, "N", "repetitions; median, min and max are reported (default 5)" },
 	{ "--quiet", 0, false, "", "no progress on stderr, no table header" },
 	{ "--mem", BENCH_OPT_MEM, true, "SIZE", "simulated memory, K/M/G/T suffixes (powers of 1024)" },
-	{ "--iters", BENCH_OPT_ITERS, true, "N", "order-0 pairs per run, all threads together (K/M/G: x1000)" },
+	{ "--iters", BENCH_OPT_ITERS, true, "N", "alloc: order-0 pairs per run, all threads together; radix: lookups a reader a run (K/M/G: x1000)" },
 	{ "--threads", BENCH_OPT_THREADS, true, "N", "threads of the multi-thread runs" },
 	{ "--window", BENCH_OPT_WINDOW, true, "N", "pages outstanding in the LIFO pattern" },
 	{ "--no-pin", BENCH_OPT_NOPIN, false, "", "do not pin worker threads to cpus" },

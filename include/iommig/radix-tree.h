@@ -81,12 +81,17 @@ IOM_API void *iom_radix_tree_lookup(const struct iom_radix_tree_root *root,
  */
 IOM_API void **iom_radix_tree_lookup_slot(const struct iom_radix_tree_root *root,
 					  unsigned long index);
-/** iom_radix_tree_deref_slot() - read a slot under RCU. */
+/**
+ * iom_radix_tree_deref_slot() - read a slot under RCU. NULL means "look up
+ * again" as well as "empty": a concurrent grow or shrink of the tree can
+ * move the item (the kernel's radix_tree_deref_retry() case).
+ */
 IOM_API void *iom_radix_tree_deref_slot(void **slot);
 /**
  * iom_radix_tree_replace_slot() - store @item in an occupied @slot; readers
  * see the old or the new item, never anything else. Tags are kept.
- * Context: write lock. Return: 0, -EINVAL for a NULL or misaligned @item.
+ * Context: write lock. Return: 0; -EINVAL for a NULL or misaligned @item,
+ * or an empty @slot (use insert).
  */
 IOM_API int iom_radix_tree_replace_slot(struct iom_radix_tree_root *root,
 					void **slot, void *item);
