@@ -79,7 +79,8 @@ IOM_API int iom_mmap(struct iom_mm *mm, uint64_t addr, size_t len, int prot,
 IOM_API int iom_munmap(struct iom_mm *mm, uint64_t addr, size_t len);
 /**
  * iom_mprotect() - change protection of a mapped range (splitting VMAs).
- * Return: 0; -ENOMEM if part of the range is unmapped; -EINVAL.
+ * Return: 0; -ENOMEM if part of the range is unmapped; -EINVAL; -EACCES
+ * for write access to a shared file mapping that may not be written.
  */
 IOM_API int iom_mprotect(struct iom_mm *mm, uint64_t addr, size_t len, int prot);
 
@@ -174,8 +175,10 @@ IOM_API unsigned long iom_rmap_walk(struct iom_machine *m, struct iom_page *page
 					       void *arg),
 				    void *arg);
 /**
- * iom_try_to_unmap() - clear every PTE mapping @page (MMU notifiers: UNMAP
- * ... CLEAR). Context: @page locked. Return: true if it is now unmapped.
+ * iom_try_to_unmap() - clear every PTE mapping a page-cache @page (MMU
+ * notifier event CLEAR for each). Anonymous pages are refused: with no
+ * swap their content would be lost. Context: @page locked.
+ * Return: true if it is now unmapped.
  */
 IOM_API bool iom_try_to_unmap(struct iom_machine *m, struct iom_page *page);
 /**

@@ -1111,8 +1111,12 @@ static struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
 	unsigned int alloc_flags = gfp_to_alloc_flags(gfp, ac->migratetype);
 	struct iom_page *page;
 
-	/* wake_all_kswapds(): balance the zones that failed the low mark */
-	if (gfp & IOM___GFP_KSWAPD_RECLAIM) {
+	/*
+	 * wake_all_kswapds(): balance the zones that failed the low mark. With
+	 * no kswapd thread the work runs here, so only for callers that may
+	 * sleep; an atomic allocation leaves it to the next one that can.
+	 */
+	if ((gfp & IOM___GFP_KSWAPD_RECLAIM) && (gfp & IOM___GFP_DIRECT_RECLAIM)) {
 		const struct zoneref *z;
 
 		for (z = ac->pgdat->zonelist; z->zone; z++)
