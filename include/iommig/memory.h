@@ -160,7 +160,11 @@ struct iom_mmu_notifier {
 /** iom_mmu_notifier_register() - Return: 0, -EINVAL, -EBUSY if registered. */
 IOM_API int iom_mmu_notifier_register(struct iom_mmu_notifier *mn,
 				      struct iom_mm *mm);
-/** iom_mmu_notifier_unregister() - after it returns no callback runs. */
+/**
+ * iom_mmu_notifier_unregister() - after it returns no callback runs.
+ * Context: before iom_mm_destroy() of its process (which calls ->release
+ * and forgets every notifier), never concurrently with it.
+ */
 IOM_API void iom_mmu_notifier_unregister(struct iom_mmu_notifier *mn);
 
 /* ---- reverse mapping (mm/rmap.c) ---------------------------------------- */
@@ -192,7 +196,15 @@ IOM_API bool iom_try_to_migrate(struct iom_machine *m, struct iom_page *page);
  * iom_remove_migration_ptes() - turn every migration entry for @src back
  * into a present PTE mapping @dst (which takes @src's place in the rmap:
  * mapping, index and mapcount). @src == @dst restores after a failed
- * migration. Context: both pages locked.
+ * migration.
+ *
+ * As the kernel's unmap_and_move(): call it only if @src was mapped when
+ * iom_try_to_migrate() ran, and for an anonymous page keep its anon_vma
+ * pinned (page_get_anon_vma() before try_to_migrate, put_anon_vma() after
+ * this) -- a page unmapped meanwhile by munmap may have lost it. Migration
+ * entries hold no page reference: the migrator's own reference keeps @src
+ * alive, and sleepers on an entry hold none either.
+ * Context: both pages locked.
  */
 IOM_API void iom_remove_migration_ptes(struct iom_machine *m,
 				       struct iom_page *src,

@@ -24,6 +24,7 @@
 
 #include "../core/rcu.h"
 #include "internal.h"
+#include "mm_types.h"
 
 #define PG_LOCKED	(1UL << IOM_PG_locked)
 #define PG_WAITERS	(1UL << IOM_PG_waiters)
@@ -279,6 +280,34 @@ void iom_wait_on_page_locked(struct iom_page *page)
 	if (!iom_PageLocked(page))
 		return;
 	wait_on_page_bit_common(page, false);
+}
+
+/*
+ * migration_entry_wait_on_locked(): sleep once on @page's lock, holding no
+ * reference to it (Linux 5.19's migration_entry_wait_on_locked()). The
+ * caller holds the page-table lock that keeps the migration entry, and so
+ * the page, in place: the sleeper registers in the bucket (PG_waiters)
+ * under that protection, then @unlock drops the caller's locks, then it
+ * sleeps until the bucket is woken. It never touches the page after
+ * @unlock: the migrator may free it. Returning early (the page was already
+ * unlocked, or a wake-up for another page of the bucket) only means the
+ * caller's fault is retried. Holding no reference matters: a reference
+ * would make the migrator's refcount freeze fail for as long as it waits.
+ */
+void migration_entry_wait_on_locked(struct iom_page *page,
+				    void (*unlock)(void *arg), void *arg)
+{
+	struct page_wait_bucket *q;
+	unsigned long old;
+
+	page = iom_compound_head(page);
+	q = page_waitqueue(page);
+	IOM_CHECK_PTHREAD(pthread_mutex_lock(&q->lock));
+	old = atomic_fetch_or_explicit(&page->flags, PG_WAITERS, memory_order_acq_rel);
+	unlock(arg);
+	if (old & PG_LOCKED)
+		IOM_CHECK_PTHREAD(pthread_cond_wait(&q->wait, &q->lock));
+	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&q->lock));
 }
 
 /* ---- address_space ------------------------------------------------------ */
@@ -669,6 +698,14 @@ bool iom_clear_page_dirty_for_io(struct iom_page *page)
 		return atomic_fetch_and_explicit(&page->flags, ~(1UL << IOM_PG_dirty),
 						 memory_order_acq_rel) &
 		       (1UL << IOM_PG_dirty);
+	/*
+	 * Write-protect the mappings first (outside tree_lock: rmap locks
+	 * nest outside it), so a write through a PTE after this point faults
+	 * and dirties the page again; a dirty PTE found here dirties it now.
+	 * Context: the caller holds the page lock, as rmap_walk() needs.
+	 */
+	if (iom_page_mapped(page) && page_mkclean(mapping->m, page))
+		iom_SetPageDirty(page);
 	tree_lock(mapping);
 	was_dirty = atomic_fetch_and_explicit(&page->flags, ~(1UL << IOM_PG_dirty),
 					      memory_order_acq_rel) &

@@ -179,6 +179,14 @@ void shrink_active_list(struct iom_machine *m, struct lruvec *lruvec,
  */
 int __remove_mapping(struct iom_address_space *mapping, struct iom_page *page);
 
+/*
+ * filemap.c: sleep once on a locked page without a reference; @unlock
+ * drops the caller's page-table (and mmap) locks after the sleeper is
+ * registered. See the comment in filemap.c.
+ */
+void migration_entry_wait_on_locked(struct iom_page *page,
+				    void (*unlock)(void *arg), void *arg);
+
 static inline struct pglist_data *page_pgdat(const struct iom_machine *m,
 					     const struct iom_page *page)
 {

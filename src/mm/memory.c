@@ -557,24 +557,27 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 	return 0;
 }
 
-void migration_entry_wait(struct iom_mm *mm, pte_t *ptep)
+static void migration_wait_unlock(void *arg)
 {
-	struct iom_machine *m = mm->m;
-	struct iom_page *page =
-		migration_entry_to_page(m, pte_to_swp_entry(ptep_get(ptep)));
+	struct iom_mm *mm = arg;
 
-	if (!iom_get_page_unless_zero(page)) {
-		/* frozen by migrate_page_move_mapping(), or being freed */
-		ptl_unlock(mm);
-		mmap_read_unlock(mm);
-		sched_yield();
-		return;
-	}
 	ptl_unlock(mm);
 	mmap_read_unlock(mm);
+}
+
+/*
+ * migration_entry_wait(): the PTE is a migration entry; sleep until the
+ * migrator unlocks the page, holding no reference to it, then let the
+ * caller retry. Called with the page-table lock and mmap_lock (read) held;
+ * returns with both dropped.
+ */
+void migration_entry_wait(struct iom_mm *mm, pte_t *ptep)
+{
+	struct iom_page *page =
+		migration_entry_to_page(mm->m, pte_to_swp_entry(ptep_get(ptep)));
+
 	atomic_fetch_add(&mm->migration_waits, 1);
-	iom_wait_on_page_locked(page);
-	mm_put_page(m, page);
+	migration_entry_wait_on_locked(page, migration_wait_unlock, mm);
 }
 
 int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr,

@@ -137,7 +137,20 @@ int iom_mm_create(struct iom_machine *m, struct iom_mm **mmp)
 	mm->m = m;
 	mm->pgd = page_address(m, mm->pgd_page);
 	atomic_init(&mm->nr_pgtables, 1);
-	IOM_CHECK_PTHREAD(pthread_rwlock_init(&mm->mmap_lock, NULL));
+	{
+		/*
+		 * The kernel's rw_semaphore lets a waiting writer block new
+		 * readers; glibc's default prefers readers, which starves
+		 * munmap/mprotect/fork behind a stream of faults.
+		 */
+		pthread_rwlockattr_t attr;
+
+		IOM_CHECK_PTHREAD(pthread_rwlockattr_init(&attr));
+		IOM_CHECK_PTHREAD(pthread_rwlockattr_setkind_np(&attr,
+					PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP));
+		IOM_CHECK_PTHREAD(pthread_rwlock_init(&mm->mmap_lock, &attr));
+		IOM_CHECK_PTHREAD(pthread_rwlockattr_destroy(&attr));
+	}
 	IOM_CHECK_PTHREAD(pthread_mutex_init(&mm->page_table_lock, NULL));
 	INIT_LIST_HEAD(&mm->mmap);
 	mmu_notifier_mm_init(mm);

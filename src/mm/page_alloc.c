@@ -157,8 +157,10 @@ int move_freepages_block(struct zone *zone, unsigned long pfn,
 		struct iom_page *page = pfn_to_page(m, pfn);
 
 		if (!iom_PageBuddy(page)) {
+			/* page->mapping of an allocated page: READ_ONCE */
 			if (num_movable && (iom_PageLRU(page) ||
-					    (page->mapping && iom_PageIsolated(page))))
+					    (__atomic_load_n(&page->mapping, __ATOMIC_RELAXED) &&
+					     iom_PageIsolated(page))))
 				(*num_movable)++;
 			pfn++;
 			continue;
@@ -1446,6 +1448,12 @@ int iom___free_pages(struct iom_machine *m, struct iom_page *page,
 			ret = page_ref_dec_and_test(m, page, &zero);
 			if (ret || !zero)
 				return ret;
+			/*
+			 * The flags were read before the count dropped: a
+			 * putback may have put the page on an LRU since.
+			 */
+			if (unlikely(iom_PageLRU(page)))
+				__page_cache_release(m, page);
 			if (free_pages_prepare(m, page, 0))
 				free_unref_page(m, page, m->start_pfn +
 						off / sizeof(struct iom_page));

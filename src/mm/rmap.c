@@ -232,10 +232,18 @@ int split_vma(struct iom_mm *mm, struct vm_area_struct *vma, uint64_t addr)
 
 	IOM_BUG_ON(addr <= vma->vm_start || addr >= vma->vm_end ||
 		   (addr & (IOM_PAGE_SIZE - 1)));
-	new = iom_meta_alloc(mm->m, sizeof(*new), 64, false);
+	new = iom_meta_alloc(mm->m, sizeof(*new), 64, true);
 	if (!new)
 		return -ENOMEM;
-	*new = *vma;
+	/*
+	 * Field by field: the list links belong to the rmap locks, which are
+	 * not held yet (vm_area_dup() copies only what the VMA owns).
+	 */
+	new->vm_mm = vma->vm_mm;
+	new->vm_end = vma->vm_end;
+	new->vm_flags = vma->vm_flags;
+	new->vm_file = vma->vm_file;
+	new->vm_shmem = vma->vm_shmem;
 	new->vm_start = addr;
 	new->vm_pgoff = vma->vm_pgoff + (unsigned long)((addr - vma->vm_start) >> IOM_PAGE_SHIFT);
 	new->anon_vma = NULL;

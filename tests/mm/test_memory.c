@@ -219,10 +219,19 @@ static void file_shared_writes_reach_cache_and_disk(void **state)
 	assert_int_equal(iom_file_read_disk(inode, 2 * PG - 50, out, sizeof(out)), 0);
 	assert_memory_equal(out, buf, sizeof(out));
 
-	/* a write after sync dirties the page again */
+	/*
+	 * Sync write-protected the mapping (page_mkclean()): a write after it
+	 * faults, dirties the page again and reaches the disk next sync.
+	 */
 	assert_false(iom_PageDirty(page));
+	assert_false(pte_write(get_pte(mm, a)));
+	assert_false(pte_dirty(get_pte(mm, a)));
 	assert_int_equal(iom_write(mm, a, "again", 5), 0);
 	assert_true(iom_PageDirty(page));
+	assert_true(pte_write(get_pte(mm, a)));
+	assert_true(iom_file_sync(inode) >= 1);
+	assert_int_equal(iom_file_read_disk(inode, PG, out, 5), 0);
+	assert_memory_equal(out, "again", 5);
 
 	/* a file write is seen through the mapping */
 	assert_int_equal(iom_file_write(inode, PG + 200, "through", 7), 7);
