@@ -74,6 +74,14 @@ pte_t *pte_offset_map_lock(struct iom_mm *mm, uint64_t addr)
 	return ptep;
 }
 
+/* Where the hole left by a missing table at @level ends, bounded by @end. */
+static uint64_t hole_end(uint64_t addr, int level, uint64_t end)
+{
+	uint64_t next = (addr + pt_span(level)) & ~(pt_span(level) - 1);
+
+	return next > end || next == 0 ? end : next;
+}
+
 /*
  * __pte_alloc() - __pud_alloc() + __pmd_alloc() + __pte_alloc() in one: a
  * missing table is allocated with no lock held and installed under
@@ -138,9 +146,7 @@ int walk_page_range(struct iom_mm *mm, uint64_t start, uint64_t end,
 		table = pte_table_of(mm, addr, &level);
 		if (!table) {
 			ptl_unlock(mm);
-			next = (addr + pt_span(level)) & ~(pt_span(level) - 1);
-			if (next > end || next == 0)
-				next = end;
+			next = hole_end(addr, level, end);
 			if (ops->pte_hole)
 				ret = ops->pte_hole(addr, next, &walk);
 			addr = next;
@@ -274,8 +280,7 @@ void zap_page_range(struct vm_area_struct *vma, uint64_t start, uint64_t end)
 		table = pte_table_of(mm, addr, &level);
 		if (!table) {
 			ptl_unlock(mm);
-			next = (addr + pt_span(level)) & ~(pt_span(level) - 1);
-			addr = next > end || next == 0 ? end : next;
+			addr = hole_end(addr, level, end);
 			continue;
 		}
 		if (next > end || next == 0)

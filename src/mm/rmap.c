@@ -464,22 +464,32 @@ unsigned long iom_rmap_walk(struct iom_machine *m, struct iom_page *page,
 
 /* ---- try_to_unmap ------------------------------------------------------- */
 
-static bool try_to_unmap_one(struct iom_page *page, struct vm_area_struct *vma,
-			     uint64_t addr, void *arg)
+/*
+ * unmap_one(): take the PTE of @page at @addr away, replacing it by none
+ * (try_to_unmap_one()) or by a migration entry of the same write-ness
+ * (try_to_migrate_one()), between @event notifications. The PTE's mapcount
+ * and page reference go with it (a migration entry holds neither, as in
+ * the kernel); a dirty PTE dirties the page.
+ */
+static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
+		      uint64_t addr, enum iom_mmu_notifier_event event,
+		      bool migration_entry)
 {
 	struct iom_mm *mm = vma->vm_mm;
 	struct iom_mmu_notifier_range range;
 	pte_t *ptep, pte = 0;
 
-	(void)arg;
-	mmu_notifier_range_init(&range, IOM_MMU_NOTIFY_CLEAR, mm, addr,
-				addr + IOM_PAGE_SIZE);
+	mmu_notifier_range_init(&range, event, mm, addr, addr + IOM_PAGE_SIZE);
 	mmu_notifier_invalidate_range_start(&range);
 	ptl_lock(mm);
 	ptep = page_vma_mapped(page, vma, addr);
 	if (ptep) {
 		pte = ptep_get(ptep);
-		pte_clear(ptep);
+		if (migration_entry)
+			set_pte(ptep, swp_entry_to_pte(make_migration_entry(mm->m, page,
+									    pte_write(pte))));
+		else
+			pte_clear(ptep);
 		page_remove_rmap(page, vma);
 		atomic_fetch_sub(iom_PageAnon(page) ? &mm->rss_anon : &mm->rss_file, 1);
 	}
@@ -491,6 +501,13 @@ static bool try_to_unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 		mm_put_page(mm->m, page);
 	}
 	return iom_page_mapped(page);
+}
+
+static bool try_to_unmap_one(struct iom_page *page, struct vm_area_struct *vma,
+			     uint64_t addr, void *arg)
+{
+	(void)arg;
+	return unmap_one(page, vma, addr, IOM_MMU_NOTIFY_CLEAR, false);
 }
 
 /**
@@ -520,32 +537,8 @@ bool iom_try_to_unmap(struct iom_machine *m, struct iom_page *page)
 static bool try_to_migrate_one(struct iom_page *page, struct vm_area_struct *vma,
 			       uint64_t addr, void *arg)
 {
-	struct iom_mm *mm = vma->vm_mm;
-	struct iom_mmu_notifier_range range;
-	pte_t *ptep, pte = 0;
-
 	(void)arg;
-	mmu_notifier_range_init(&range, IOM_MMU_NOTIFY_MIGRATE, mm, addr,
-				addr + IOM_PAGE_SIZE);
-	mmu_notifier_invalidate_range_start(&range);
-	ptl_lock(mm);
-	ptep = page_vma_mapped(page, vma, addr);
-	if (ptep) {
-		pte = ptep_get(ptep);
-		set_pte(ptep, swp_entry_to_pte(make_migration_entry(mm->m, page,
-								    pte_write(pte))));
-		page_remove_rmap(page, vma);
-		atomic_fetch_sub(iom_PageAnon(page) ? &mm->rss_anon : &mm->rss_file, 1);
-	}
-	ptl_unlock(mm);
-	mmu_notifier_invalidate_range_end(&range);
-	if (ptep) {
-		if (pte_dirty(pte))
-			pte_dirty_to_page(page);
-		/* as the kernel: the entry holds no reference */
-		mm_put_page(mm->m, page);
-	}
-	return iom_page_mapped(page);
+	return unmap_one(page, vma, addr, IOM_MMU_NOTIFY_MIGRATE, true);
 }
 
 /**
