@@ -10,5 +10,6 @@
 #include <iommig/radix-tree.h>
 #include <iommig/filemap.h>
 #include <iommig/memory.h>
+#include <iommig/migrate.h>
 
 #endif /* IOMMIG_IOMMIG_H */

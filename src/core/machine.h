@@ -50,6 +50,12 @@ struct iom_machine {
 	struct list_head pcp_sets;
 	atomic_ulong events_of_dead[IOM_NR_VM_EVENT_ITEMS];
 
+	/*
+	 * Test-only switch, per machine: migrate_page_copy() copies the flags
+	 * but not the content, so tests can prove their data checks fail.
+	 */
+	atomic_bool test_skip_migrate_copy;
+
 	atomic_ulong metadata_bytes;
 	atomic_ulong metadata_peak;
 	atomic_ulong bug_count;

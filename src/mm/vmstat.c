@@ -38,6 +38,8 @@ static const char *const vm_event_names[] = {
 	"pgscan_kswapd",
 	"pgsteal_kswapd",
 	"pageoutrun",
+	"pgmigrate_success",
+	"pgmigrate_fail",
 };
 
 _Static_assert(sizeof(vm_event_names) / sizeof(vm_event_names[0]) ==
