@@ -11,5 +11,6 @@
 #include <iommig/filemap.h>
 #include <iommig/memory.h>
 #include <iommig/migrate.h>
+#include <iommig/compaction.h>
 
 #endif /* IOMMIG_IOMMIG_H */

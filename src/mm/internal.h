@@ -134,6 +134,14 @@ void setup_per_zone_wmarks(struct iom_machine *m);
 void iom_pcp_detach_all(struct iom_machine *m);
 void count_vm_event(struct iom_machine *m, int item);
 void count_vm_events(struct iom_machine *m, int item, unsigned long nr);
+/*
+ * compaction.c's free scanner: take the free block of @order at @page off
+ * the free lists as 2^@order order-0 pages of one reference each, unless
+ * that leaves the zone below its min watermark. Under zone->lock.
+ * Return: 2^@order, or 0.
+ */
+int __isolate_free_page(struct zone *zone, struct iom_page *page,
+			unsigned int order);
 
 static inline void __mod_zone_page_state(struct zone *zone, int item, long d)
 {

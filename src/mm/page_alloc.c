@@ -1679,3 +1679,54 @@ int iom_check_free_lists(struct iom_machine *m, unsigned long *nr_free)
 		*nr_free = total_all;
 	return ret;
 }
+
+/* ---- compaction's free-page isolation (mm/page_alloc.c) ----------------- */
+
+/*
+ * __isolate_free_page(): take the free block of @order headed by @page off
+ * its free list for compaction's free scanner, as the kernel does:
+ * refuse if that would leave the zone below its min watermark (not for
+ * an isolated pageblock), and give a pageblock-sized block's pageblocks
+ * to MIGRATE_MOVABLE. Simplified: the kernel leaves the split to the
+ * caller (split_map_pages: post_alloc_hook + split_page); here the block
+ * is prepared at once as 2^@order order-0 pages with one reference each
+ * (prep_new_page, no __GFP_ZERO, no allocation-time poison check).
+ * Context: zone->lock held; @page is PageBuddy of @order in @zone.
+ * Return: 2^@order, or 0 if not isolated.
+ */
+int __isolate_free_page(struct zone *zone, struct iom_page *page,
+			unsigned int order)
+{
+	struct iom_machine *m = zone->machine;
+	unsigned long i, n = 1UL << order;
+	int mt = (int)page->index;
+
+	if (!iom_PageBuddy(page) || buddy_order(page) != order)
+		return 0;
+	if (!is_migrate_isolate(mt)) {
+		unsigned long wmark = zone->_watermark[WMARK_MIN] + n;
+
+		if (zone_page_state(zone, NR_FREE_PAGES) < wmark)
+			return 0;
+	}
+	del_page_from_free_list(page, zone, order);
+
+	if (order >= m->pageblock_order - 1 && order >= 1) {
+		struct iom_page *endpage = page + n - 1;
+
+		for (; page <= endpage; page += m->pageblock_nr_pages) {
+			int bmt = get_pageblock_migratetype(m, page);
+
+			if (!is_migrate_isolate(bmt) && !is_migrate_cma(bmt) &&
+			    bmt != IOM_MIGRATE_HIGHATOMIC)
+				set_pageblock_migratetype(m, page_to_pfn(m, page),
+							  IOM_MIGRATE_MOVABLE);
+			if (m->pageblock_nr_pages > n)
+				break;
+		}
+		page = endpage + 1 - n;
+	}
+	for (i = 0; i < n; i++)
+		prep_new_page(m, page + i, 0, IOM_GFP_HIGHUSER_MOVABLE);
+	return (int)n;
+}

@@ -40,6 +40,12 @@ static const char *const vm_event_names[] = {
 	"pageoutrun",
 	"pgmigrate_success",
 	"pgmigrate_fail",
+	"compact_migrate_scanned",
+	"compact_free_scanned",
+	"compact_isolated",
+	"compact_stall",
+	"compact_fail",
+	"compact_success",
 };
 
 _Static_assert(sizeof(vm_event_names) / sizeof(vm_event_names[0]) ==

@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory compaction (mm/compaction.c, Linux ~6.1): compact_zone() runs a
+ * migration scanner up from the start of a zone, isolating movable LRU
+ * pages (isolate_migratepages_range()), and a free scanner down from its
+ * end, isolating free buddy blocks as order-0 target pages
+ * (isolate_freepages()); iom_migrate_pages() moves the pages with
+ * compaction_alloc()/compaction_free() as its get_new_page/put_new_page
+ * (reason MR_COMPACTION). The run ends when a free block of the wanted
+ * order exists (COMPACT_SUCCESS) or the scanners meet (COMPACT_COMPLETE).
+ * compaction_suitable() uses the fragmentation index and
+ * extfrag_threshold (500).
+ *
+ * Simplified:
+ *   - no direct compaction from the allocator's slow path yet, no
+ *     kcompactd thread and no proactive compaction
+ *     (compaction_proactiveness): only the explicit entry points;
+ *   - no deferral (defer_compaction, compact_considered), no pageblock
+ *     skip hints (PB_migrate_skip is neither set nor read), no cached
+ *     scanner positions: every run scans the zone from both ends;
+ *   - no fast_isolate_freepages()/fast_find_migrateblock(), no
+ *     capture_control (the freed block is not captured for the caller);
+ *   - no lock contention handling (COMPACT_CONTENDED only means the free
+ *     scanner found no target page before the scanners met);
+ *   - compact_finished(): any free block of the order on a non-isolated
+ *     list counts as success (the kernel asks for the requested
+ *     migratetype's list, or one it could steal from);
+ *   - order-0 LRU pages only: non-LRU movable pages (isolate_movable_page)
+ *     and compound pages are skipped; a page with more references than
+ *     mappings + page cache + the scanner's own is taken as pinned and
+ *     skipped (the kernel skips only page_maybe_dma_pinned() pages early
+ *     and lets migration fail on the others);
+ *   - in ASYNC mode the migration source must be a MOVABLE or CMA
+ *     pageblock (suitable_migration_source()); in other modes any block;
+ *     the free target must be a MOVABLE or CMA pageblock, or a free block
+ *     of pageblock order or more (suitable_migration_target()).
+ *
+ * Conventions: @m machine; @cc the compact_control of a run.
+ * Lock order: zone->lock is taken only around the free-list work of
+ * the free scanner; LRU isolation takes the lru_lock inside
+ * iom_isolate_lru_page(); migration takes page locks with neither held.
+ */
+#include <errno.h>
+
+#include <iommig/compaction.h>
+#include <iommig/migrate.h>
+
+#include "../core/list.h"
+#include "internal.h"
+#include "mm_types.h"
+
+#define COMPACT_CLUSTER_MAX	32	/* SWAP_CLUSTER_MAX */
+#define PAGE_ALLOC_COSTLY_ORDER	3
+
+struct compact_control {
+	struct iom_machine *m;
+	struct zone *zone;
+	struct list_head freepages;	/* isolated free order-0 pages */
+	struct list_head migratepages;	/* isolated pages to migrate */
+	unsigned int nr_freepages;
+	unsigned int nr_migratepages;
+	unsigned long free_pfn;		/* free scanner: next pageblock down */
+	unsigned long migrate_pfn;	/* migration scanner: next pfn up */
+	unsigned long total_migrate_scanned;
+	unsigned long total_free_scanned;
+	int order;			/* -1: compact the whole zone */
+	enum iom_migrate_mode mode;
+};
+
+typedef enum {
+	ISOLATE_ABORT,
+	ISOLATE_NONE,
+	ISOLATE_SUCCESS,
+} isolate_migrate_t;
+
+static void cc_zone_lock(struct zone *zone)
+{
+	IOM_CHECK_PTHREAD(pthread_mutex_lock(&zone->lock));
+}
+
+static void cc_zone_unlock(struct zone *zone)
+{
+	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&zone->lock));
+}
+
+static struct zone *machine_zone(struct iom_machine *m, int nid, int zt)
+{
+	if (!m || nid < 0 || (unsigned int)nid >= m->nr_nodes ||
+	    nid >= IOM_MAX_NUMNODES || !m->node_data[nid])
+		return NULL;
+	if (zt < 0 || zt >= IOM_MAX_NR_ZONES)
+		return NULL;
+	return &m->node_data[nid]->node_zones[zt];
+}
+
+static inline bool compact_scanners_met(const struct compact_control *cc)
+{
+	return pageblock_start_pfn(cc->m, cc->free_pfn) <=
+	       pageblock_start_pfn(cc->m, cc->migrate_pfn);
+}
+
+static inline unsigned long pageblock_end_pfn(const struct iom_machine *m,
+					      unsigned long pfn)
+{
+	return pageblock_start_pfn(m, pfn) + m->pageblock_nr_pages;
+}
+
+/* A racy read of a buddy page's order, for skipping only. */
+static inline unsigned int buddy_order_unsafe(const struct iom_page *page)
+{
+	return (unsigned int)__atomic_load_n(&page->private, __ATOMIC_RELAXED);
+}
+
+/* ---- the free scanner ---------------------------------------------------- */
+
+/* suitable_migration_target(). */
+static bool suitable_migration_target(struct compact_control *cc,
+				      unsigned long pfn)
+{
+	struct iom_machine *m = cc->m;
+	struct iom_page *page = pfn_to_page(m, pfn);
+
+	if (iom_PageBuddy(page) &&
+	    buddy_order_unsafe(page) >= m->pageblock_order &&
+	    buddy_order_unsafe(page) <= m->max_order)
+		return true;
+	return is_migrate_movable(get_pfnblock_migratetype(m, pfn));
+}
+
+/*
+ * isolate_freepages_block(): isolate every free buddy block of
+ * [@start_pfn, @end_pfn) as order-0 pages on cc->freepages, stopping once
+ * there are as many as pages to migrate. Return: pages isolated.
+ */
+static unsigned long isolate_freepages_block(struct compact_control *cc,
+					     unsigned long start_pfn,
+					     unsigned long end_pfn)
+{
+	struct iom_machine *m = cc->m;
+	struct zone *zone = cc->zone;
+	unsigned long pfn, nr_scanned = 0, total_isolated = 0;
+
+	for (pfn = start_pfn; pfn < end_pfn; pfn++) {
+		struct iom_page *page = pfn_to_page(m, pfn);
+		unsigned int order;
+		unsigned long i;
+		int isolated;
+
+		nr_scanned++;
+		if (!iom_PageBuddy(page))
+			continue;
+		cc_zone_lock(zone);
+		/* Recheck this is a buddy page under lock */
+		if (!iom_PageBuddy(page)) {
+			cc_zone_unlock(zone);
+			continue;
+		}
+		order = buddy_order(page);
+		isolated = __isolate_free_page(zone, page, order);
+		cc_zone_unlock(zone);
+		if (!isolated)
+			break;	/* below the min watermark: stop */
+		for (i = 0; i < (unsigned long)isolated; i++)
+			list_add_tail(&page[i].lru, &cc->freepages);
+		cc->nr_freepages += (unsigned int)isolated;
+		total_isolated += (unsigned long)isolated;
+		pfn += (unsigned long)isolated - 1;
+		if (cc->nr_freepages >= cc->nr_migratepages)
+			break;
+	}
+	cc->total_free_scanned += nr_scanned;
+	count_vm_events(m, IOM_COMPACTFREE_SCANNED, nr_scanned);
+	if (total_isolated)
+		count_vm_events(m, IOM_COMPACTISOLATED, total_isolated);
+	return total_isolated;
+}
+
+/*
+ * isolate_freepages(): walk pageblocks down from cc->free_pfn to the
+ * block after the migration scanner's, isolating free pages until there
+ * are enough for cc->migratepages. cc->free_pfn then names the block to
+ * resume at: the one being isolated from if it was left early, else the
+ * last one scanned.
+ */
+static void isolate_freepages(struct compact_control *cc)
+{
+	struct iom_machine *m = cc->m;
+	unsigned long nr_pb = m->pageblock_nr_pages;
+	unsigned long zone_start = cc->zone->zone_start_pfn;
+	unsigned long zone_end = zone_end_pfn(cc->zone);
+	unsigned long block_start_pfn = pageblock_start_pfn(m, cc->free_pfn);
+	unsigned long low_pfn = pageblock_end_pfn(m, cc->migrate_pfn);
+
+	for (; block_start_pfn >= low_pfn && block_start_pfn >= zone_start;
+	     block_start_pfn -= nr_pb) {
+		unsigned long start = block_start_pfn;
+		unsigned long end = block_start_pfn + nr_pb;
+
+		if (start < zone_start)
+			start = zone_start;
+		if (end > zone_end)
+			end = zone_end;
+		if (suitable_migration_target(cc, start))
+			isolate_freepages_block(cc, start, end);
+		if (cc->nr_freepages >= cc->nr_migratepages) {
+			/* resume in this block: it may hold more */
+			break;
+		}
+		if (block_start_pfn < nr_pb)
+			break;
+	}
+	/*
+	 * The block the scan stopped in; if it went past the migration
+	 * scanner, the scanners met.
+	 */
+	cc->free_pfn = block_start_pfn;
+	if (block_start_pfn < low_pfn && cc->nr_freepages < cc->nr_migratepages)
+		cc->free_pfn = pageblock_start_pfn(m, cc->migrate_pfn);
+}
+
+/* compaction_alloc(): get_new_page for iom_migrate_pages(). */
+static struct iom_page *compaction_alloc(struct iom_page *page,
+					 unsigned long data)
+{
+	struct compact_control *cc = (struct compact_control *)data;
+	struct iom_page *freepage;
+
+	(void)page;
+	if (list_empty(&cc->freepages)) {
+		isolate_freepages(cc);
+		if (list_empty(&cc->freepages))
+			return NULL;
+	}
+	freepage = list_first_entry(&cc->freepages, struct iom_page, lru);
+	list_del(&freepage->lru);
+	cc->nr_freepages--;
+	return freepage;
+}
+
+/* compaction_free(): put_new_page: an unused target goes back on the list. */
+static void compaction_free(struct iom_page *page, unsigned long data)
+{
+	struct compact_control *cc = (struct compact_control *)data;
+
+	list_add(&page->lru, &cc->freepages);
+	cc->nr_freepages++;
+}
+
+/* release_freepages(): give unused targets back to the allocator. */
+static void release_freepages(struct compact_control *cc)
+{
+	while (!list_empty(&cc->freepages)) {
+		struct iom_page *page = list_first_entry(&cc->freepages,
+							 struct iom_page, lru);
+
+		list_del(&page->lru);
+		iom_put_page(cc->m, page);
+	}
+	cc->nr_freepages = 0;
+}
+
+/* ---- the migration scanner ---------------------------------------------- */
+
+/*
+ * Is @page, on which the scanner holds one reference, referenced by
+ * someone beyond its mappings, its page cache and the scanner?
+ */
+static bool page_pinned_ish(const struct iom_page *page)
+{
+	uintptr_t mapping = (uintptr_t)page_mapping_raw(page);
+	int expected = iom_page_mapcount(page) + 1;
+
+	if (mapping && !(mapping & PAGE_MAPPING_FLAGS))
+		expected++;		/* the page cache's reference */
+	if (iom_PagePrivate(page))
+		expected++;
+	return iom_page_ref_count(page) > expected;
+}
+
+/*
+ * isolate_migratepages_range() (isolate_migratepages_block()): isolate
+ * movable LRU pages of [@low_pfn, @end_pfn) onto cc->migratepages, at
+ * most COMPACT_CLUSTER_MAX. Return: the pfn to resume at.
+ */
+static unsigned long isolate_migratepages_range(struct compact_control *cc,
+						unsigned long low_pfn,
+						unsigned long end_pfn)
+{
+	struct iom_machine *m = cc->m;
+	unsigned long nr_scanned = 0, nr_isolated = 0;
+
+	for (; low_pfn < end_pfn; low_pfn++) {
+		struct iom_page *page = pfn_to_page(m, low_pfn);
+
+		nr_scanned++;
+		if (iom_PageBuddy(page)) {
+			unsigned int order = buddy_order_unsafe(page);
+
+			/* skip the whole free block (racy: a hint only) */
+			if (order > 0 && order <= m->max_order &&
+			    low_pfn + (1UL << order) - 1 < end_pfn)
+				low_pfn += (1UL << order) - 1;
+			continue;
+		}
+		if (!iom_PageLRU(page) || iom_PageTail(page) ||
+		    iom_PageHead(page))
+			continue;
+		if (!iom_get_page_unless_zero(page))
+			continue;
+		/* Recheck under the reference: still an order-0 LRU page? */
+		if (!iom_PageLRU(page) || iom_PageHead(page) ||
+		    page_pinned_ish(page)) {
+			iom_put_page(m, page);
+			continue;
+		}
+		if (iom_isolate_lru_page(m, page)) {
+			iom_put_page(m, page);
+			continue;
+		}
+		/* the isolation holds its own reference */
+		iom_put_page(m, page);
+		list_add_tail(&page->lru, &cc->migratepages);
+		cc->nr_migratepages++;
+		nr_isolated++;
+		if (cc->nr_migratepages >= COMPACT_CLUSTER_MAX) {
+			low_pfn++;
+			break;
+		}
+	}
+	cc->total_migrate_scanned += nr_scanned;
+	count_vm_events(m, IOM_COMPACTMIGRATE_SCANNED, nr_scanned);
+	if (nr_isolated)
+		count_vm_events(m, IOM_COMPACTISOLATED, nr_isolated);
+	return low_pfn;
+}
+
+/* suitable_migration_source(). */
+static bool suitable_migration_source(struct compact_control *cc,
+				      unsigned long pfn)
+{
+	if (cc->mode != IOM_MIGRATE_ASYNC)
+		return true;
+	return is_migrate_movable(get_pfnblock_migratetype(cc->m, pfn));
+}
+
+/*
+ * isolate_migratepages(): scan pageblocks up from cc->migrate_pfn until
+ * some pages are isolated or the free scanner is reached.
+ */
+static isolate_migrate_t isolate_migratepages(struct compact_control *cc)
+{
+	struct iom_machine *m = cc->m;
+	unsigned long zone_end = zone_end_pfn(cc->zone);
+	unsigned long low_pfn = cc->migrate_pfn;
+
+	while (low_pfn < zone_end &&
+	       pageblock_start_pfn(m, low_pfn) < pageblock_start_pfn(m, cc->free_pfn)) {
+		unsigned long block_end = pageblock_end_pfn(m, low_pfn);
+
+		if (block_end > zone_end)
+			block_end = zone_end;
+		if (!suitable_migration_source(cc, low_pfn)) {
+			low_pfn = block_end;
+			continue;
+		}
+		low_pfn = isolate_migratepages_range(cc, low_pfn, block_end);
+		if (cc->nr_migratepages)
+			break;
+	}
+	/* the scanners meet when the free scanner's block is reached */
+	if (low_pfn >= zone_end ||
+	    pageblock_start_pfn(m, low_pfn) >= pageblock_start_pfn(m, cc->free_pfn))
+		low_pfn = cc->free_pfn;
+	cc->migrate_pfn = low_pfn;
+	return cc->nr_migratepages ? ISOLATE_SUCCESS : ISOLATE_NONE;
+}
+
+/* ---- compact_zone ------------------------------------------------------- */
+
+/* A free block of @order or more on a list the allocator can use? */
+static bool zone_has_free_block(struct zone *zone, unsigned int order)
+{
+	unsigned int o;
+
+	for (o = order; o <= zone->machine->max_order; o++) {
+		struct free_area *area = &zone->free_area[o];
+		unsigned long n = atomic_load_explicit(&area->nr_free,
+						       memory_order_relaxed);
+		unsigned long iso = atomic_load_explicit(
+			&area->nr_free_mt[IOM_MIGRATE_ISOLATE],
+			memory_order_relaxed);
+
+		if (n > iso)
+			return true;
+	}
+	return false;
+}
+
+/* __compact_finished() */
+static int compact_finished(struct compact_control *cc)
+{
+	if (compact_scanners_met(cc))
+		return IOM_COMPACT_COMPLETE;
+	if (cc->order < 0)	/* is_via_compact_memory() */
+		return IOM_COMPACT_CONTINUE;
+	if (zone_has_free_block(cc->zone, (unsigned int)cc->order))
+		return IOM_COMPACT_SUCCESS;
+	/* COMPACT_NO_SUITABLE_PAGE: carry on */
+	return IOM_COMPACT_CONTINUE;
+}
+
+static int fragmentation_index(struct zone *zone, unsigned int order)
+{
+	struct iom_contig_page_info info;
+	unsigned long nr_free[NR_ORDERS_LIMIT];
+	unsigned int o, max_order = zone->machine->max_order;
+
+	for (o = 0; o <= max_order; o++)
+		nr_free[o] = atomic_load_explicit(&zone->free_area[o].nr_free,
+						  memory_order_relaxed);
+	iom_fill_contig_page_info(nr_free, max_order, order, &info);
+	return iom_fragmentation_index(order, &info);
+}
+
+/* compaction_suitable() with __compaction_suitable(). */
+static int compaction_suitable(struct zone *zone, int order)
+{
+	unsigned long free_pages = zone_page_state(zone, NR_FREE_PAGES);
+	unsigned long watermark;
+	int fragindex;
+
+	if (order < 0)
+		return IOM_COMPACT_CONTINUE;
+	/* zone_watermark_ok(zone, order, min): simplified, no lowmem_reserve */
+	watermark = zone->_watermark[WMARK_MIN];
+	if (free_pages >= watermark + (1UL << order) &&
+	    zone_has_free_block(zone, (unsigned int)order))
+		return IOM_COMPACT_SUCCESS;
+	/* room for the isolated targets: compact_gap() = 2 << order */
+	watermark = order > PAGE_ALLOC_COSTLY_ORDER ? zone->_watermark[WMARK_LOW]
+						    : zone->_watermark[WMARK_MIN];
+	watermark += 2UL << order;
+	if (free_pages < watermark)
+		return IOM_COMPACT_SKIPPED;
+	if (order > PAGE_ALLOC_COSTLY_ORDER) {
+		fragindex = fragmentation_index(zone, (unsigned int)order);
+		if (fragindex >= 0 && fragindex <= IOM_EXTFRAG_THRESHOLD)
+			return IOM_COMPACT_NOT_SUITABLE_ZONE;
+	}
+	return IOM_COMPACT_CONTINUE;
+}
+
+static int compact_zone(struct compact_control *cc)
+{
+	struct iom_machine *m = cc->m;
+	struct zone *zone = cc->zone;
+	unsigned long zone_end = zone_end_pfn(zone);
+	int ret;
+
+	ret = compaction_suitable(zone, cc->order);
+	if (ret != IOM_COMPACT_CONTINUE)
+		return ret;
+
+	cc->migrate_pfn = zone->zone_start_pfn;
+	cc->free_pfn = pageblock_start_pfn(m, zone_end - 1);
+
+	while ((ret = compact_finished(cc)) == IOM_COMPACT_CONTINUE) {
+		unsigned int nr_succeeded = 0;
+		int err;
+
+		if (isolate_migratepages(cc) == ISOLATE_NONE)
+			continue;	/* compact_finished() sees the scanners met */
+
+		err = iom_migrate_pages(m, &cc->migratepages, compaction_alloc,
+					compaction_free, (unsigned long)cc,
+					cc->mode, IOM_MR_COMPACTION,
+					&nr_succeeded);
+		cc->nr_migratepages = 0;
+		if (err) {
+			iom_putback_movable_pages(m, &cc->migratepages);
+			/* The free scanner found nothing before meeting us */
+			if (err == -ENOMEM && !compact_scanners_met(cc)) {
+				ret = IOM_COMPACT_CONTENDED;
+				break;
+			}
+		}
+		/* Let the freed pages merge before compact_finished() looks. */
+		iom_drain_local_pages(m);
+	}
+
+	iom_putback_movable_pages(m, &cc->migratepages);
+	cc->nr_migratepages = 0;
+	release_freepages(cc);
+	iom_drain_local_pages(m);
+	if (ret == IOM_COMPACT_COMPLETE && cc->order >= 0 &&
+	    zone_has_free_block(zone, (unsigned int)cc->order))
+		ret = IOM_COMPACT_SUCCESS;
+	return ret;
+}
+
+static void cc_init(struct compact_control *cc, struct iom_machine *m,
+		    struct zone *zone, int order, enum iom_migrate_mode mode)
+{
+	*cc = (struct compact_control){
+		.m = m, .zone = zone, .order = order, .mode = mode,
+	};
+	INIT_LIST_HEAD(&cc->freepages);
+	INIT_LIST_HEAD(&cc->migratepages);
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+int iom_compaction_suitable(struct iom_machine *m, int nid, int zone_type,
+			    unsigned int order)
+{
+	struct zone *zone = machine_zone(m, nid, zone_type);
+
+	if (!zone || !populated_zone(zone) || order > m->max_order)
+		return -EINVAL;
+	return compaction_suitable(zone, (int)order);
+}
+
+int iom_compact_zone(struct iom_machine *m, int nid, int zone_type,
+		     unsigned int order, enum iom_migrate_mode mode)
+{
+	struct zone *zone = machine_zone(m, nid, zone_type);
+	struct compact_control cc;
+	int ret;
+
+	if (!zone || !populated_zone(zone) || order > m->max_order ||
+	    (int)mode < IOM_MIGRATE_ASYNC || mode > IOM_MIGRATE_SYNC)
+		return -EINVAL;
+	/* lru_add_drain_all() + drain_all_pages(): let cached pages merge */
+	iom_drain_all_pages(m);
+	ret = compaction_suitable(zone, (int)order);
+	if (ret != IOM_COMPACT_CONTINUE)
+		return ret;
+
+	count_vm_event(m, IOM_COMPACTSTALL);
+	cc_init(&cc, m, zone, (int)order, mode);
+	ret = compact_zone(&cc);
+	if (ret == IOM_COMPACT_SUCCESS)
+		count_vm_event(m, IOM_COMPACTSUCCESS);
+	else
+		count_vm_event(m, IOM_COMPACTFAIL);
+	return ret;
+}
+
+int iom_compact_node(struct iom_machine *m, int nid)
+{
+	int zt;
+
+	if (!m || nid < 0 || (unsigned int)nid >= m->nr_nodes ||
+	    nid >= IOM_MAX_NUMNODES || !m->node_data[nid])
+		return -EINVAL;
+	iom_drain_all_pages(m);
+	for (zt = 0; zt < IOM_MAX_NR_ZONES; zt++) {
+		struct zone *zone = &m->node_data[nid]->node_zones[zt];
+		struct compact_control cc;
+
+		if (!populated_zone(zone))
+			continue;
+		cc_init(&cc, m, zone, -1, IOM_MIGRATE_SYNC);
+		compact_zone(&cc);
+	}
+	iom_drain_all_pages(m);
+	return 0;
+}
