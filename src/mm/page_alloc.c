@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <iommig/compaction.h>
+
 #include "internal.h"
 
 static const char *const migratetype_names[IOM_MIGRATE_TYPES] = {
@@ -1105,6 +1107,40 @@ static unsigned int gfp_to_alloc_flags(iom_gfp_t gfp, int migratetype)
 	return alloc_flags;
 }
 
+/*
+ * __alloc_pages_direct_compact(): compact the zones of the zonelist that
+ * compaction_suitable() allows, then try again. Always MIGRATE_ASYNC: the
+ * allocating thread may hold page locks, and the kernel's direct
+ * compaction (PF_MEMALLOC) never sleeps on one either.
+ */
+static struct iom_page *__alloc_pages_direct_compact(struct iom_machine *m,
+						     struct iom_pcp_set *set,
+						     iom_gfp_t gfp, unsigned int order,
+						     unsigned int alloc_flags,
+						     const struct alloc_context *ac)
+{
+	const struct zoneref *z;
+	bool compacted = false;
+
+	for (z = ac->pgdat->zonelist; z->zone; z++) {
+		struct zone *zone = z->zone;
+		int nid = zone->zone_pgdat->node_id;
+
+		if (z->zone_type > ac->highest_zoneidx ||
+		    (ac->thisnode && zone->zone_pgdat != ac->pgdat))
+			continue;
+		if (iom_compaction_suitable(m, nid, z->zone_type, order) !=
+		    IOM_COMPACT_CONTINUE)
+			continue;
+		if (iom_compact_zone(m, nid, z->zone_type, order, IOM_MIGRATE_ASYNC) ==
+		    IOM_COMPACT_SUCCESS)
+			compacted = true;
+	}
+	if (!compacted)
+		return NULL;
+	return get_page_from_freelist(m, set, gfp, order, alloc_flags, ac);
+}
+
 static struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
 					       struct iom_pcp_set *set,
 					       iom_gfp_t gfp, unsigned int order,
@@ -1129,6 +1165,12 @@ static struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
 	page = get_page_from_freelist(m, set, gfp, order, alloc_flags, ac);
 	if (page || !(gfp & IOM___GFP_DIRECT_RECLAIM))
 		return page;
+	/* costly or not, a high order is first sought by compaction */
+	if (order) {
+		page = __alloc_pages_direct_compact(m, set, gfp, order, alloc_flags, ac);
+		if (page)
+			return page;
+	}
 	/*
 	 * __alloc_pages_direct_reclaim(): reclaim clean page-cache pages, then,
 	 * if that did not do, the pages sitting in every thread's cache.

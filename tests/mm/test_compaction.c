@@ -274,6 +274,29 @@ static void test_compact_zone_order9(void **state)
 	unfragment(&f);
 }
 
+/*
+ * The allocator compacts by itself: an order-9 request on the fragmented
+ * zone fails the free lists, direct compaction (async) makes the block,
+ * and the request gets it. The stamps survive.
+ */
+static void test_direct_compaction_serves_order9(void **state)
+{
+	struct frag f;
+	struct iom_page *p;
+	unsigned long stall;
+
+	(void)state;
+	fragment(&f);
+	assert_int_equal(high_order_free(f.m, f.zt), 0);
+	stall = iom_vm_event_count(f.m, IOM_COMPACTSTALL);
+	p = iom_alloc_pages(f.m, IOM_GFP_HIGHUSER_MOVABLE, 9);
+	assert_non_null(p);
+	assert_true(iom_vm_event_count(f.m, IOM_COMPACTSTALL) > stall);
+	check_stamps(&f);
+	assert_int_equal(iom___free_pages(f.m, p, 9), 0);
+	unfragment(&f);
+}
+
 static void test_pinned_pages_stay(void **state)
 {
 	struct frag f;
@@ -485,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_suitable_and_bad_args),
 		cmocka_unit_test(test_compact_node_makes_order9_blocks),
 		cmocka_unit_test(test_compact_zone_order9),
+		cmocka_unit_test(test_direct_compaction_serves_order9),
 		cmocka_unit_test(test_pinned_pages_stay),
 		cmocka_unit_test(test_skipped_copy_is_detected),
 		cmocka_unit_test(test_compaction_under_writers),
