@@ -197,7 +197,6 @@ static double alloc_run(const struct bench_opts *o, struct iom_machine *m,
 	uint64_t cpu = 0;
 	pthread_barrier_t start;
 	double ret = -1;
-	int err;
 
 	if (win)
 		per -= per % win;
@@ -218,14 +217,8 @@ static double alloc_run(const struct bench_opts *o, struct iom_machine *m,
 			goto out;
 		}
 	}
-	for (i = 0; i < nthreads; i++) {
-		err = pthread_create(&w[i].tid, NULL, alloc_worker_fn, &w[i]);
-		if (err) {
-			/* The barrier would wait for it forever. */
-			bench_error("pthread_create: %s", strerror(err));
-			exit(1);
-		}
-	}
+	for (i = 0; i < nthreads; i++)
+		bench_thread_create(&w[i].tid, alloc_worker_fn, &w[i]);
 	for (i = 0; i < nthreads; i++)
 		pthread_join(w[i].tid, NULL);
 	ret = 0;

@@ -363,3 +363,13 @@ int bench_parse_count(const char *s, uint64_t *out)
 {
 	return parse_scaled(s, out, 1000);
 }
+
+void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg)
+{
+	int err = pthread_create(tid, NULL, fn, arg);
+
+	if (err) {
+		bench_error("pthread_create: %s", strerror(err));
+		exit(1);
+	}
+}

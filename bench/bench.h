@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -86,6 +87,12 @@ static inline void bench_sink(void *p)
 
 /* Pin the calling thread to cpu (@idx mod nproc). Return: 0 or -errno. */
 int bench_pin_self(unsigned int idx);
+/*
+ * pthread_create() of a worker that will wait on a start barrier: a thread
+ * that cannot be created would leave the barrier waiting forever, so this
+ * reports it and exits.
+ */
+void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg);
 
 /* ---- statistics and report --------------------------------------------- */
 

@@ -236,7 +236,6 @@ static double radix_run(const struct bench_opts *o, struct radix_bench *b,
 	uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0, total = 0;
 	pthread_barrier_t start;
 	unsigned long bad = 0;
-	int err;
 
 	if (pthread_barrier_init(&start, NULL, nthreads)) {
 		bench_error("pthread_barrier_init failed");
@@ -251,12 +250,7 @@ static double radix_run(const struct bench_opts *o, struct radix_bench *b,
 			.start = &start,
 			.pos = (pos0 + b->nkeys / nthreads * i) % b->nkeys,
 		};
-		err = pthread_create(&w[i].tid, NULL, radix_worker_fn, &w[i]);
-		if (err) {
-			/* The barrier would wait for it forever. */
-			bench_error("pthread_create: %s", strerror(err));
-			exit(1);
-		}
+		bench_thread_create(&w[i].tid, radix_worker_fn, &w[i]);
 	}
 	for (i = 0; i < nreaders; i++)
 		pthread_join(w[i].tid, NULL);

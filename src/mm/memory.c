@@ -232,13 +232,6 @@ void free_pgtables(struct iom_mm *mm, uint64_t start, uint64_t end)
 	free_table_pages(mm, &freed);
 }
 
-/* ---- page references ---------------------------------------------------- */
-
-void mm_put_page(struct iom_machine *m, struct iom_page *page)
-{
-	/* The free path clears an anonymous page's anon_vma pointer. */
-	iom_put_page(m, page);
-}
 
 /* ---- zap ---------------------------------------------------------------- */
 
@@ -258,7 +251,7 @@ static void zap_flush(struct iom_machine *m, struct zap_batch *b)
 	for (i = 0; i < b->nr; i++) {
 		if (b->dirty[i])
 			iom_set_page_dirty(b->pages[i]);
-		mm_put_page(m, b->pages[i]);
+		iom_put_page(m, b->pages[i]);
 	}
 	b->nr = 0;
 }
@@ -510,7 +503,7 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 		iom_get_page(m, page);
 		ptl_unlock(mm);
 		dirty_shared_page(page);
-		mm_put_page(m, page);
+		iom_put_page(m, page);
 		return 0;
 	}
 	if (iom_PageAnon(page) && iom_page_mapcount(page) == 1 &&
@@ -523,12 +516,12 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 	iom_get_page(m, page);
 	ptl_unlock(mm);
 	if (anon_vma_prepare(vma)) {
-		mm_put_page(m, page);
+		iom_put_page(m, page);
 		return -ENOMEM;
 	}
 	new = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
 	if (!new) {
-		mm_put_page(m, page);
+		iom_put_page(m, page);
 		return -ENOMEM;
 	}
 	memcpy(page_address(m, new), page_address(m, page), IOM_PAGE_SIZE);
@@ -544,7 +537,7 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 		ptl_unlock(mm);
 		mmu_notifier_invalidate_range_end(&range);
 		iom_put_page(m, new);
-		mm_put_page(m, page);
+		iom_put_page(m, page);
 		return 0;
 	}
 	page_remove_rmap(page, vma);
@@ -557,8 +550,8 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 	iom_lru_cache_add(m, new);
 	ptl_unlock(mm);
 	mmu_notifier_invalidate_range_end(&range);
-	mm_put_page(m, page);		/* the old PTE's reference */
-	mm_put_page(m, page);		/* ours */
+	iom_put_page(m, page);		/* the old PTE's reference */
+	iom_put_page(m, page);		/* ours */
 	return 0;
 }
 
@@ -695,7 +688,7 @@ static int access_one(struct iom_mm *mm, uint64_t addr, char *buf, size_t n,
 	mmap_read_unlock(mm);
 	if (dirty) {
 		dirty_shared_page(dirty);
-		mm_put_page(m, dirty);
+		iom_put_page(m, dirty);
 	}
 	return 0;
 }

@@ -436,12 +436,6 @@ void free_pgtables(struct iom_mm *mm, uint64_t start, uint64_t end);
  */
 void mm_populate(struct iom_mm *mm, uint64_t start, uint64_t end, bool write);
 
-/*
- * mm_put_page() - drop a page reference held by a PTE or taken by the MM
- * (put_page()); the last one frees the page, and the free path clears an
- * anonymous page's anon_vma pointer as the kernel's free_pages_prepare().
- */
-void mm_put_page(struct iom_machine *m, struct iom_page *page);
 
 /* ---- mmap.c ------------------------------------------------------------- */
 

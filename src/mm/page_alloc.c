@@ -1057,6 +1057,19 @@ struct alloc_context {
 	bool thisnode;
 };
 
+/* May the request of @ac use the zone of @z? (zone type, __GFP_THISNODE) */
+static inline bool zoneref_allowed(const struct zoneref *z,
+				   const struct alloc_context *ac)
+{
+	return z->zone_type <= ac->highest_zoneidx &&
+	       (!ac->thisnode || z->zone->zone_pgdat == ac->pgdat);
+}
+
+/* for_each_zone_zonelist_nodemask(): the zones @ac may allocate from. */
+#define for_each_allowed_zone(z, ac)					\
+	for ((z) = (ac)->pgdat->zonelist; (z)->zone; (z)++)		\
+		if (!zoneref_allowed((z), (ac))) {} else
+
 static struct iom_page *get_page_from_freelist(struct iom_machine *m,
 					       struct iom_pcp_set *set,
 					       iom_gfp_t gfp, unsigned int order,
@@ -1069,9 +1082,7 @@ static struct iom_page *get_page_from_freelist(struct iom_machine *m,
 		struct zone *zone = z->zone;
 		struct iom_page *page;
 
-		if (z->zone_type > ac->highest_zoneidx)
-			continue;
-		if (ac->thisnode && zone->zone_pgdat != ac->pgdat)
+		if (!zoneref_allowed(z, ac))
 			continue;
 		if (!(alloc_flags & ALLOC_NO_WATERMARKS) &&
 		    !zone_watermark_fast(zone, order,
@@ -1122,13 +1133,9 @@ static struct iom_page *__alloc_pages_direct_compact(struct iom_machine *m,
 	const struct zoneref *z;
 	bool compacted = false;
 
-	for (z = ac->pgdat->zonelist; z->zone; z++) {
-		struct zone *zone = z->zone;
-		int nid = zone->zone_pgdat->node_id;
+	for_each_allowed_zone(z, ac) {
+		int nid = z->zone->zone_pgdat->node_id;
 
-		if (z->zone_type > ac->highest_zoneidx ||
-		    (ac->thisnode && zone->zone_pgdat != ac->pgdat))
-			continue;
 		if (iom_compaction_suitable(m, nid, z->zone_type, order) !=
 		    IOM_COMPACT_CONTINUE)
 			continue;
@@ -1141,7 +1148,8 @@ static struct iom_page *__alloc_pages_direct_compact(struct iom_machine *m,
 	return get_page_from_freelist(m, set, gfp, order, alloc_flags, ac);
 }
 
-static struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
+/* Out of line, as in the kernel: the fast path stays small. */
+static __attribute__((noinline)) struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
 					       struct iom_pcp_set *set,
 					       iom_gfp_t gfp, unsigned int order,
 					       const struct alloc_context *ac)
@@ -1157,10 +1165,8 @@ static struct iom_page *__alloc_pages_slowpath(struct iom_machine *m,
 	if ((gfp & IOM___GFP_KSWAPD_RECLAIM) && (gfp & IOM___GFP_DIRECT_RECLAIM)) {
 		const struct zoneref *z;
 
-		for (z = ac->pgdat->zonelist; z->zone; z++)
-			if (z->zone_type <= ac->highest_zoneidx &&
-			    (!ac->thisnode || z->zone->zone_pgdat == ac->pgdat))
-				wakeup_kswapd(m, z->zone, order);
+		for_each_allowed_zone(z, ac)
+			wakeup_kswapd(m, z->zone, order);
 	}
 	page = get_page_from_freelist(m, set, gfp, order, alloc_flags, ac);
 	if (page || !(gfp & IOM___GFP_DIRECT_RECLAIM))
@@ -1391,13 +1397,17 @@ static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 	return true;
 }
 
-static void __free_pages_ok(struct iom_machine *m, struct iom_page *page,
-			    unsigned int order)
+/*
+ * __free_pages_ok(): the last reference to @page (at @pfn) is gone. The
+ * flags were checked before the count dropped, so a putback may have put
+ * the page on an LRU since: it leaves the LRU first.
+ */
+static inline __attribute__((always_inline)) void
+__free_pages_ok(struct iom_machine *m, struct iom_page *page,
+			    unsigned long pfn, unsigned int order)
 {
-	unsigned long pfn = page_to_pfn(m, page);
-	struct zone *zone = pfn_zone(m, pfn);
+	struct zone *zone;
 
-	/* put_page() of the last reference: leave the LRU first */
 	if (iom_PageLRU(page))
 		__page_cache_release(m, page);
 	if (!free_pages_prepare(m, page, order))
@@ -1406,6 +1416,7 @@ static void __free_pages_ok(struct iom_machine *m, struct iom_page *page,
 		free_unref_page(m, page, pfn);
 		return;
 	}
+	zone = pfn_zone(m, pfn);
 	zone_lock(zone);
 	__free_one_page(zone, page, pfn, order, get_pfnblock_migratetype(m, pfn),
 			false);
@@ -1488,18 +1499,10 @@ int iom___free_pages(struct iom_machine *m, struct iom_page *page,
 			   !(atomic_load_explicit(&page->flags, memory_order_relaxed) &
 			     ((1UL << IOM_PG_head) | PAGE_FLAGS_CHECK_AT_FREE)))) {
 			ret = page_ref_dec_and_test(m, page, &zero);
-			if (ret || !zero)
-				return ret;
-			/*
-			 * The flags were read before the count dropped: a
-			 * putback may have put the page on an LRU since.
-			 */
-			if (unlikely(iom_PageLRU(page)))
-				__page_cache_release(m, page);
-			if (free_pages_prepare(m, page, 0))
-				free_unref_page(m, page, m->start_pfn +
-						off / sizeof(struct iom_page));
-			return 0;
+			if (!ret && zero)
+				__free_pages_ok(m, page, m->start_pfn +
+						off / sizeof(struct iom_page), 0);
+			return ret;
 		}
 	}
 
@@ -1510,7 +1513,7 @@ int iom___free_pages(struct iom_machine *m, struct iom_page *page,
 	if (unlikely(ret))
 		return ret;
 	if (zero)
-		__free_pages_ok(m, page, order);
+		__free_pages_ok(m, page, page_to_pfn(m, page), order);
 	return 0;
 }
 

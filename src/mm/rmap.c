@@ -498,7 +498,7 @@ static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 	if (ptep) {
 		if (pte_dirty(pte))
 			pte_dirty_to_page(page);
-		mm_put_page(mm->m, page);
+		iom_put_page(mm->m, page);
 	}
 	return iom_page_mapped(page);
 }

@@ -16,22 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "core/machine.h"
-#include "mm/internal.h"
+#include "mm_util.h"
 
 #define PG IOM_PAGE_SIZE
 
 static struct test_log tlog;
-
-static unsigned long nr_free(struct iom_machine *m)
-{
-	unsigned long n;
-
-	iom_drain_all_pages(m);
-	assert_int_equal(iom_check_free_lists(m, &n), 0);
-	return n;
-}
 
 /* The populated zone of node 0 (a 16 MiB machine has one). */
 static int the_zone(struct iom_machine *m)
@@ -144,7 +133,7 @@ static void fragment(struct frag *f)
 	f->zt = the_zone(f->m);
 	assert_int_equal(iom_mm_create(f->m, &f->mm), 0);
 
-	avail = nr_free(f->m);
+	avail = test_nr_free(f->m);
 	f->nr = avail;
 	assert_int_equal(iom_mmap(f->mm, 0, f->nr * PG,
 				  IOM_PROT_READ | IOM_PROT_WRITE,
@@ -168,7 +157,7 @@ static void fragment(struct frag *f)
 	}
 	/* the zone is full */
 	assert_true(faulted + 16 >= avail);
-	assert_true(nr_free(f->m) <= 16);
+	assert_true(test_nr_free(f->m) <= 16);
 	/* too little free memory to compact for order 9 */
 	assert_int_equal(iom_compaction_suitable(f->m, 0, f->zt, 9),
 			 IOM_COMPACT_SKIPPED);
@@ -196,7 +185,7 @@ static void unfragment(struct frag *f)
 	unsigned long n;
 
 	iom_mm_destroy(f->mm);
-	n = nr_free(f->m);
+	n = test_nr_free(f->m);
 	assert_int_equal(n, iom_end_pfn(f->m) - iom_first_pfn(f->m));
 	assert_int_equal(iom_machine_bug_count(f->m), 0);
 	iom_machine_destroy(f->m);
@@ -497,7 +486,7 @@ static void test_suitable_and_bad_args(void **state)
 	assert_int_equal(iom_compact_node(NULL, 0), -EINVAL);
 	/* compacting an empty machine moves nothing and breaks nothing */
 	assert_int_equal(iom_compact_node(m, 0), 0);
-	assert_int_equal(nr_free(m), iom_end_pfn(m) - iom_first_pfn(m));
+	assert_int_equal(test_nr_free(m), iom_end_pfn(m) - iom_first_pfn(m));
 	assert_int_equal(iom_machine_bug_count(m), 0);
 	iom_machine_destroy(m);
 }

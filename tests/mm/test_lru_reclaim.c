@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "mm/internal.h"
+#include "mm_util.h"
 
 #define MiB (1ULL << 20)
 
@@ -29,21 +28,12 @@ static struct iom_machine *machine(uint64_t mem, bool watermarks)
 	return test_machine(0, &tlog, &cfg);
 }
 
-static unsigned long free_pages(struct iom_machine *m)
-{
-	unsigned long nr;
-
-	iom_drain_all_pages(m);
-	assert_int_equal(iom_check_free_lists(m, &nr), 0);
-	return nr;
-}
-
 static void lru_lists_follow_accesses(void **state)
 {
 	struct iom_machine *m = machine(8 * MiB, false);
 	struct iom_page *file = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
 	struct iom_page *anon = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
-	unsigned long before = free_pages(m);
+	unsigned long before = test_nr_free(m);
 
 	iom_SetPageSwapBacked(anon);
 	iom_lru_cache_add(m, file);
@@ -83,7 +73,7 @@ static void lru_lists_follow_accesses(void **state)
 	assert_int_equal(iom___free_pages(m, anon, 0), 0);
 	assert_int_equal(iom_lru_size(m, 0, IOM_LRU_ACTIVE_FILE), 0);
 	assert_int_equal(iom_lru_size(m, 0, IOM_LRU_INACTIVE_ANON), 0);
-	assert_int_equal(free_pages(m), before + 2);
+	assert_int_equal(test_nr_free(m), before + 2);
 	assert_int_equal(iom_machine_bug_count(m), 0);
 	iom_machine_destroy(m);
 }
@@ -107,7 +97,7 @@ static void file_larger_than_memory_round_trips_through_reclaim(void **state)
 	unsigned char *buf = malloc(chunk), *want = malloc(chunk);
 	struct iom_inode *inode;
 	uint64_t pos;
-	unsigned long before = free_pages(m);
+	unsigned long before = test_nr_free(m);
 
 	assert_int_equal(iom_inode_create(m, fsize, &inode), 0);
 	for (pos = 0; pos < fsize; pos += chunk) {
@@ -132,7 +122,7 @@ static void file_larger_than_memory_round_trips_through_reclaim(void **state)
 		assert_memory_equal(buf, want, chunk);
 	}
 	assert_int_equal(iom_inode_destroy(inode), 0);
-	assert_int_equal(free_pages(m), before);
+	assert_int_equal(test_nr_free(m), before);
 	assert_int_equal(iom_machine_bug_count(m), 0);
 	free(buf);
 	free(want);

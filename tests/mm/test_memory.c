@@ -15,43 +15,11 @@
 #include <unistd.h>
 
 #include "util.h"
-#include "mm/mm_types.h"
+#include "mm_util.h"
 
 #define PG IOM_PAGE_SIZE
 
 static struct test_log tlog;
-
-static unsigned long nr_free(struct iom_machine *m)
-{
-	unsigned long n;
-
-	iom_drain_all_pages(m);
-	assert_int_equal(iom_check_free_lists(m, &n), 0);
-	return n;
-}
-
-static unsigned long all_pages(struct iom_machine *m)
-{
-	return iom_end_pfn(m) - iom_first_pfn(m);
-}
-
-static void assert_machine_clean(struct iom_machine *m)
-{
-	assert_int_equal(nr_free(m), all_pages(m));
-	assert_int_equal(iom_machine_bug_count(m), 0);
-}
-
-static pte_t get_pte(struct iom_mm *mm, uint64_t addr)
-{
-	pte_t *ptep = pte_offset_map_lock(mm, addr);
-	pte_t pte = 0;
-
-	if (ptep) {
-		pte = ptep_get(ptep);
-		pte_unmap_unlock(mm);
-	}
-	return pte;
-}
 
 /* The page at @addr, its reference dropped again (the caller only looks). */
 static struct iom_page *page_at(struct iom_mm *mm, uint64_t addr)
@@ -60,16 +28,15 @@ static struct iom_page *page_at(struct iom_mm *mm, uint64_t addr)
 
 	assert_int_equal(iom_follow_page(mm, addr, &page), 0);
 	/* never the last reference: a PTE holds one */
-	mm_put_page(iom_mm_machine(mm), page);
+	iom_put_page(iom_mm_machine(mm), page);
 	return page;
 }
 
 static uint64_t map(struct iom_mm *mm, uint64_t addr, size_t len, int prot,
 		    int flags, struct iom_inode *file, uint64_t off)
 {
-	uint64_t at = 0;
+	uint64_t at = test_mmap(mm, addr, len, prot, flags, file, off);
 
-	assert_int_equal(iom_mmap(mm, addr, len, prot, flags, file, off, &at), 0);
 	assert_true(at >= IOM_MMAP_MIN && at + len <= IOM_TASK_SIZE);
 	assert_int_equal(at & (PG - 1), 0);
 	return at;
@@ -135,12 +102,12 @@ static void anon_private_faults_zero_pages_and_keeps_writes(void **state)
 	assert_int_equal(iom_page_ref_count(page), 1);
 	page = page_at(mm, a + 3 * PG);
 	assert_int_equal(page->index, (a >> 12) + 3);
-	assert_true(pte_write(get_pte(mm, a)) && pte_dirty(get_pte(mm, a)));
-	assert_true(pte_young(get_pte(mm, a)));
+	assert_true(pte_write(test_get_pte(mm, a)) && pte_dirty(test_get_pte(mm, a)));
+	assert_true(pte_young(test_get_pte(mm, a)));
 	assert_int_equal(atomic_load(&mm->rss_anon), 4);
 
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -168,7 +135,7 @@ static void anon_shared_is_shared_with_child(void **state)
 	assert_int_equal(iom_fork(mm, &child), 0);
 	assert_int_equal(iom_page_mapcount(page), 2);
 	assert_int_equal(iom_page_ref_count(page), 3);
-	assert_true(pte_write(get_pte(child, a + PG)));	/* shared: no COW */
+	assert_true(pte_write(test_get_pte(child, a + PG)));	/* shared: no COW */
 	assert_int_equal(iom_read(child, a + PG + 5, out, sizeof(out)), 0);
 	assert_memory_equal(buf, out, sizeof(out));
 	fill(buf, sizeof(buf), 3);
@@ -181,7 +148,7 @@ static void anon_shared_is_shared_with_child(void **state)
 	assert_int_equal(iom_page_mapcount(page), 1);
 	assert_int_equal(iom_read(child, a + PG + 5, out, 8), 0);
 	iom_mm_destroy(child);		/* the last user destroys the shmem file */
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -204,14 +171,14 @@ static void file_shared_writes_reach_cache_and_disk(void **state)
 	page = page_at(mm, a);
 	assert_false(iom_PageAnon(page));
 	assert_false(iom_PageDirty(page));
-	assert_false(pte_write(get_pte(mm, a)));	/* read fault: read-only */
+	assert_false(pte_write(test_get_pte(mm, a)));	/* read fault: read-only */
 	assert_ptr_equal(page->mapping, iom_inode_mapping(inode));
 	assert_int_equal(page->index, 1);
 
 	fill(buf, sizeof(buf), 5);
 	assert_int_equal(iom_write(mm, a + PG - 50, buf, sizeof(buf)), 0);
 	assert_true(iom_PageDirty(page));
-	assert_true(pte_write(get_pte(mm, a)));
+	assert_true(pte_write(test_get_pte(mm, a)));
 	assert_int_equal(iom_file_read(inode, 2 * PG - 50, out, sizeof(out)),
 			 (ssize_t)sizeof(out));
 	assert_memory_equal(out, buf, sizeof(out));
@@ -224,11 +191,11 @@ static void file_shared_writes_reach_cache_and_disk(void **state)
 	 * faults, dirties the page again and reaches the disk next sync.
 	 */
 	assert_false(iom_PageDirty(page));
-	assert_false(pte_write(get_pte(mm, a)));
-	assert_false(pte_dirty(get_pte(mm, a)));
+	assert_false(pte_write(test_get_pte(mm, a)));
+	assert_false(pte_dirty(test_get_pte(mm, a)));
 	assert_int_equal(iom_write(mm, a, "again", 5), 0);
 	assert_true(iom_PageDirty(page));
-	assert_true(pte_write(get_pte(mm, a)));
+	assert_true(pte_write(test_get_pte(mm, a)));
 	assert_true(iom_file_sync(inode) >= 1);
 	assert_int_equal(iom_file_read_disk(inode, PG, out, 5), 0);
 	assert_memory_equal(out, "again", 5);
@@ -241,7 +208,7 @@ static void file_shared_writes_reach_cache_and_disk(void **state)
 	assert_int_equal(iom_inode_destroy(inode), -EBUSY);
 	iom_mm_destroy(mm);
 	assert_int_equal(iom_inode_destroy(inode), 0);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -263,7 +230,7 @@ static void file_private_cow_never_changes_the_file(void **state)
 	cache = page_at(mm, a + PG);
 	assert_false(iom_PageAnon(cache));
 	assert_int_equal(iom_page_mapcount(cache), 1);
-	assert_false(pte_write(get_pte(mm, a + PG)));
+	assert_false(pte_write(test_get_pte(mm, a + PG)));
 
 	/* write to the read-faulted page: COW */
 	fill(buf, sizeof(buf), 7);
@@ -299,7 +266,7 @@ static void file_private_cow_never_changes_the_file(void **state)
 
 	iom_mm_destroy(mm);
 	assert_int_equal(iom_inode_destroy(inode), 0);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -319,7 +286,7 @@ static void file_access_beyond_eof_faults(void **state)
 	assert_int_equal(iom_read(mm, a + 2 * PG, out, 8), -EFAULT);
 	iom_mm_destroy(mm);
 	assert_int_equal(iom_inode_destroy(inode), 0);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -357,7 +324,7 @@ static void efault_stops_at_the_faulting_byte(void **state)
 	assert_int_equal(n, 0);		/* PROT_NONE at the first byte */
 
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -416,7 +383,7 @@ static void einval_on_bad_arguments(void **state)
 	iom_mm_destroy(mm);
 	iom_mm_destroy(NULL);
 	assert_int_equal(iom_inode_destroy(inode), 0);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -449,7 +416,7 @@ static void enomem_when_the_machine_is_full(void **state)
 	assert_int_equal(iom_munmap(mm, a, PG * 16), 0);
 	assert_int_equal(iom_write(mm, a + off, &stamp, sizeof(stamp)), 0);
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -472,8 +439,8 @@ static void fork_shares_private_pages_read_only_until_written(void **state)
 	assert_int_equal(iom_fork(parent, &child), 0);
 	assert_int_equal(iom_page_mapcount(page), 2);
 	assert_int_equal(iom_page_ref_count(page), 2);
-	assert_false(pte_write(get_pte(parent, a)));
-	assert_false(pte_write(get_pte(child, a)));
+	assert_false(pte_write(test_get_pte(parent, a)));
+	assert_false(pte_write(test_get_pte(child, a)));
 	assert_ptr_equal(page_at(child, a), page);
 	assert_ptr_equal(child->mmap.next != &child->mmap ?
 			 list_first_entry(&child->mmap, struct vm_area_struct, vm_list)->anon_vma : NULL,
@@ -514,7 +481,7 @@ static void fork_shares_private_pages_read_only_until_written(void **state)
 	assert_int_equal(v, 0x2222);
 	iom_mm_destroy(parent);
 	iom_mm_destroy(grandchild);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -553,7 +520,7 @@ static void fork_of_private_file_mapping_copies_on_write(void **state)
 	iom_mm_destroy(parent);
 	iom_mm_destroy(child);
 	assert_int_equal(iom_inode_destroy(inode), 0);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -574,9 +541,9 @@ static void munmap_partial_splits_and_frees(void **state)
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0);
 	for (v = 0; v < 8; v++)
 		assert_int_equal(iom_write(mm, a + v * PG, &v, 8), 0);
-	before = nr_free(m);
+	before = test_nr_free(m);
 	assert_int_equal(iom_munmap(mm, a + 2 * PG, 3 * PG - 100), 0);	/* rounded up */
-	assert_int_equal(nr_free(m), before + 3);
+	assert_int_equal(test_nr_free(m), before + 3);
 	assert_int_equal(mm->map_count, 2);
 	for (v = 0; v < 8; v++) {
 		uint64_t got = ~0ULL;
@@ -612,7 +579,7 @@ static void munmap_partial_splits_and_frees(void **state)
 	assert_int_equal(iom_inode_destroy(inode), 0);
 
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -624,7 +591,7 @@ static void munmap_frees_empty_page_tables(void **state)
 	uint64_t a, v = 1;
 
 	assert_int_equal(iom_mm_create(m, &mm), 0);
-	before = nr_free(m);
+	before = test_nr_free(m);
 	/* 8 MiB straddling a 1 GiB boundary: 1 PUD, 2 PMD and 4 PTE tables */
 	a = map(mm, (1ULL << 30) - 2 * PMD_SIZE, 4 * PMD_SIZE,
 		IOM_PROT_READ | IOM_PROT_WRITE,
@@ -634,9 +601,9 @@ static void munmap_frees_empty_page_tables(void **state)
 	assert_int_equal(atomic_load(&mm->nr_pgtables), 1 + 1 + 2 + 4);
 	assert_int_equal(iom_munmap(mm, a, 4 * PMD_SIZE), 0);
 	assert_int_equal(atomic_load(&mm->nr_pgtables), 1);
-	assert_int_equal(nr_free(m), before);
+	assert_int_equal(test_nr_free(m), before);
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -656,8 +623,8 @@ static void mprotect_splits_and_enforces(void **state)
 
 	assert_int_equal(iom_mprotect(mm, a + PG, 2 * PG, IOM_PROT_READ), 0);
 	assert_int_equal(mm->map_count, 3);
-	assert_false(pte_write(get_pte(mm, a + PG)));
-	assert_true(pte_write(get_pte(mm, a)));
+	assert_false(pte_write(test_get_pte(mm, a + PG)));
+	assert_true(pte_write(test_get_pte(mm, a)));
 	assert_int_equal(iom_write(mm, a + PG, &v, 8), -EFAULT);
 	assert_int_equal(iom_write(mm, a + 2 * PG + 8, &v, 8), -EFAULT);
 	assert_int_equal(iom_write(mm, a, &v, 8), 0);
@@ -673,7 +640,7 @@ static void mprotect_splits_and_enforces(void **state)
 	v = 8;
 	assert_int_equal(iom_write(mm, a + PG, &v, 8), 0);
 	assert_ptr_equal(page_at(mm, a + PG), page);
-	assert_true(pte_write(get_pte(mm, a + PG)));
+	assert_true(pte_write(test_get_pte(mm, a + PG)));
 
 	/* adding write to a page still shared after fork keeps COW */
 	assert_int_equal(iom_fork(mm, &child), 0);
@@ -686,7 +653,7 @@ static void mprotect_splits_and_enforces(void **state)
 
 	iom_mm_destroy(child);
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -723,11 +690,11 @@ static void mmap_hint_fixed_and_populate(void **state)
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS | IOM_MAP_POPULATE, NULL, 0);
 	for (int i = 0; i < 8; i++) {
 		assert_int_equal(iom_follow_page(mm, a + i * PG, &page), 0);
-		mm_put_page(m, page);
-		assert_true(pte_write(get_pte(mm, a + i * PG)));
+		iom_put_page(m, page);
+		assert_true(pte_write(test_get_pte(mm, a + i * PG)));
 	}
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -738,7 +705,7 @@ static void teardown_returns_every_page(void **state)
 	struct iom_machine *m = test_machine(32, &tlog, NULL);
 	struct iom_inode *inode;
 	struct iom_mm *mm, *child;
-	unsigned long before = nr_free(m);
+	unsigned long before = test_nr_free(m);
 	uint64_t v = 3, a;
 
 	inode = make_file(m, 16 * PG, 12);
@@ -761,7 +728,7 @@ static void teardown_returns_every_page(void **state)
 	assert_int_equal(iom_write(mm, a + 5 * PG, &v, 8), 0);
 	assert_int_equal(iom_read(mm, a + 6 * PG, &v, 8), 0);
 	assert_true(atomic_load(&mm->nr_pgtables) > 10);
-	assert_true(nr_free(m) < before);
+	assert_true(test_nr_free(m) < before);
 
 	assert_int_equal(iom_fork(mm, &child), 0);
 	v = 4;
@@ -769,8 +736,8 @@ static void teardown_returns_every_page(void **state)
 	iom_mm_destroy(mm);
 	iom_mm_destroy(child);
 	assert_int_equal(iom_inode_destroy(inode), 0);
-	assert_int_equal(nr_free(m), before);
-	assert_machine_clean(m);
+	assert_int_equal(test_nr_free(m), before);
+	test_assert_machine_clean(m);
 	assert_int_equal(iom_lru_size(m, 0, IOM_LRU_INACTIVE_ANON) +
 			 iom_lru_size(m, 0, IOM_LRU_ACTIVE_ANON), 0);
 	iom_machine_destroy(m);
@@ -845,7 +812,7 @@ static void concurrent_faults_map_each_page_once(void **state)
 	assert_int_equal(atomic_load(&mm->rss_anon), FAULT_PAGES);
 	assert_int_equal(atomic_load(&mm->rss_file), FAULT_PAGES);
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 

@@ -16,47 +16,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "util.h"
-#include "mm/mm_types.h"
+#include "mm_util.h"
 
 #define PG IOM_PAGE_SIZE
 
-/* migrate.c's test-only switch: skip the content copy. */
-
 static struct test_log tlog;
-
-static unsigned long nr_free(struct iom_machine *m)
-{
-	unsigned long n;
-
-	iom_drain_all_pages(m);
-	assert_int_equal(iom_check_free_lists(m, &n), 0);
-	return n;
-}
-
-static void assert_machine_clean(struct iom_machine *m)
-{
-	assert_int_equal(nr_free(m), iom_end_pfn(m) - iom_first_pfn(m));
-	assert_int_equal(iom_machine_bug_count(m), 0);
-}
-
-static uint64_t map(struct iom_mm *mm, size_t len, int prot, int flags,
-		    struct iom_inode *file, uint64_t off)
-{
-	uint64_t at = 0;
-
-	assert_int_equal(iom_mmap(mm, 0, len, prot, flags, file, off, &at), 0);
-	return at;
-}
-
-/* The page at @addr with a reference the caller drops with iom_put_page(). */
-static struct iom_page *get_page_at(struct iom_mm *mm, uint64_t addr)
-{
-	struct iom_page *page;
-
-	assert_int_equal(iom_follow_page(mm, addr, &page), 0);
-	return page;
-}
 
 static int page_nid(struct iom_machine *m, struct iom_page *page)
 {
@@ -138,9 +102,9 @@ static void anon_page_migrates(void **state)
 	(void)state;
 	alloc_m = m;
 	assert_int_equal(iom_mm_create(m, &mm), 0);
-	a = map(mm, PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(mm, 0, PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS | IOM_MAP_POPULATE, NULL, 0);
-	old = get_page_at(mm, a);
+	old = test_get_page_at(mm, a);
 	fill(m, old, 3);
 	iom_SetPageActive(old);
 	av = old->mapping;
@@ -148,7 +112,7 @@ static void anon_page_migrates(void **state)
 	isolate_onto(m, old, &list);
 	iom_put_page(m, old);			/* the isolation reference remains */
 	assert_int_equal(iom_page_ref_count(old), 2);	/* PTE + isolation */
-	free_before = nr_free(m);
+	free_before = test_nr_free(m);
 	ok0 = iom_vm_event_count(m, IOM_PGMIGRATE_SUCCESS);
 
 	assert_int_equal(iom_migrate_pages(m, &list, new_page_any, NULL, 0,
@@ -157,7 +121,7 @@ static void anon_page_migrates(void **state)
 	assert_true(list.next == &list);
 	assert_int_equal(iom_vm_event_count(m, IOM_PGMIGRATE_SUCCESS), ok0 + 1);
 
-	new = get_page_at(mm, a);
+	new = test_get_page_at(mm, a);
 	assert_ptr_not_equal(new, old);
 	assert_true(check_fill(m, new, 3));
 	assert_ptr_equal(new->mapping, av);
@@ -169,14 +133,14 @@ static void anon_page_migrates(void **state)
 	iom_put_page(m, new);
 	/* the old page is free: one page in, one page out */
 	assert_int_equal(iom_page_ref_count(old), 0);
-	assert_int_equal(nr_free(m), free_before);
+	assert_int_equal(test_nr_free(m), free_before);
 	/* and the process still reads and writes it */
 	assert_int_equal(iom_write(mm, a + 8, "migrated", 8), 0);
 	assert_int_equal(iom_read(mm, a + 8, buf, 8), 0);
 	assert_memory_equal(buf, "migrated", 8);
 
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -205,12 +169,12 @@ static void shared_file_page_migrates(void **state)
 	mapping = iom_inode_mapping(inode);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(iom_mm_create(m, &mm[i]), 0);
-		a[i] = map(mm[i], 4 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+		a[i] = test_mmap(mm[i], 0, 4 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
 			   IOM_MAP_SHARED | IOM_MAP_POPULATE, inode, 0);
 	}
 	assert_int_equal(iom_write(mm[0], a[0] + PG + 100, "shared!", 8), 0);
-	old = get_page_at(mm[0], a[0] + PG);
-	assert_ptr_equal(old, get_page_at(mm[1], a[1] + PG));
+	old = test_get_page_at(mm[0], a[0] + PG);
+	assert_ptr_equal(old, test_get_page_at(mm[1], a[1] + PG));
 	iom_put_page(m, old);
 	iom_put_page(m, old);
 	iom_set_page_dirty(old);
@@ -218,14 +182,14 @@ static void shared_file_page_migrates(void **state)
 	assert_int_equal(iom_page_mapcount(old), 2);
 	isolate_onto(m, old, &list);
 	assert_int_equal(iom_page_ref_count(old), 4);	/* 2 PTEs, cache, isolation */
-	free_before = nr_free(m);
+	free_before = test_nr_free(m);
 	nrpages = mapping->nrpages;
 
 	assert_int_equal(iom_migrate_pages(m, &list, new_page_any, NULL, 0,
 					   IOM_MIGRATE_SYNC, IOM_MR_COMPACTION, NULL), 0);
-	new = get_page_at(mm[1], a[1] + PG);
+	new = test_get_page_at(mm[1], a[1] + PG);
 	assert_ptr_not_equal(new, old);
-	assert_ptr_equal(new, get_page_at(mm[0], a[0] + PG));
+	assert_ptr_equal(new, test_get_page_at(mm[0], a[0] + PG));
 	iom_put_page(m, new);
 	iom_put_page(m, new);
 	assert_ptr_equal(new->mapping, mapping);
@@ -243,7 +207,7 @@ static void shared_file_page_migrates(void **state)
 	assert_ptr_equal(found, new);
 	iom_put_page(m, found);
 	assert_int_equal(iom_page_ref_count(old), 0);
-	assert_int_equal(nr_free(m), free_before);
+	assert_int_equal(test_nr_free(m), free_before);
 	assert_int_equal(iom_read(mm[1], a[1] + PG + 100, buf, 8), 0);
 	assert_memory_equal(buf, "shared!", 8);
 	/* the dirty data reaches the disk through the new page */
@@ -255,7 +219,7 @@ static void shared_file_page_migrates(void **state)
 		iom_mm_destroy(mm[i]);
 	assert_int_equal(iom_inode_destroy(inode), 0);
 	iom_rcu_unregister_thread();
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -282,7 +246,7 @@ static void unmapped_cache_page_migrates(void **state)
 	isolate_onto(m, old, &list);
 	iom_put_page(m, old);
 	assert_int_equal(iom_page_ref_count(old), 2);	/* cache + isolation */
-	free_before = nr_free(m);
+	free_before = test_nr_free(m);
 
 	assert_int_equal(iom_migrate_pages(m, &list, new_page_any, NULL, 0,
 					   IOM_MIGRATE_ASYNC, IOM_MR_CONTIG_RANGE, NULL), 0);
@@ -296,13 +260,13 @@ static void unmapped_cache_page_migrates(void **state)
 	assert_true(iom_PageDirty(new));
 	assert_true(iom_radix_tree_tag_get(&mapping->i_pages, 2, IOM_PAGECACHE_TAG_DIRTY));
 	assert_int_equal(iom_page_ref_count(old), 0);
-	assert_int_equal(nr_free(m), free_before);
+	assert_int_equal(test_nr_free(m), free_before);
 	assert_int_equal(iom_file_read(inode, 2 * PG + 8, buf, 8), 8);
 	assert_memory_equal(buf, "cached!", 8);
 
 	assert_int_equal(iom_inode_destroy(inode), 0);
 	iom_rcu_unregister_thread();
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -333,18 +297,18 @@ static void extra_reference_fails_then_succeeds(void **state)
 	assert_int_equal(iom_mm_create(m, &mm), 0);
 	assert_int_equal(iom_inode_create(m, PG, &inode), 0);
 	mapping = iom_inode_mapping(inode);
-	a = map(mm, PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(mm, 0, PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS | IOM_MAP_POPULATE, NULL, 0);
-	f = map(mm, PG, IOM_PROT_READ | IOM_PROT_WRITE, IOM_MAP_SHARED | IOM_MAP_POPULATE,
+	f = test_mmap(mm, 0, PG, IOM_PROT_READ | IOM_PROT_WRITE, IOM_MAP_SHARED | IOM_MAP_POPULATE,
 		inode, 0);
-	anon = get_page_at(mm, a);		/* our extra reference */
-	file = get_page_at(mm, f);		/* and here */
+	anon = test_get_page_at(mm, a);		/* our extra reference */
+	file = test_get_page_at(mm, f);		/* and here */
 	fill(m, anon, 11);
 	fill(m, file, 22);
 	iom_set_page_dirty(file);
 	isolate_onto(m, anon, &list);
 	isolate_onto(m, file, &list);
-	free_before = nr_free(m);
+	free_before = test_nr_free(m);
 	fail0 = iom_vm_event_count(m, IOM_PGMIGRATE_FAIL);
 	atomic_store(&nr_put_new, 0);
 
@@ -355,7 +319,7 @@ static void extra_reference_fails_then_succeeds(void **state)
 	assert_int_equal(atomic_load(&nr_put_new), 20);	/* 10 passes x 2 pages */
 	assert_ptr_equal(list.next, &anon->lru);
 	assert_ptr_equal(list.prev, &file->lru);
-	assert_int_equal(nr_free(m), free_before);
+	assert_int_equal(test_nr_free(m), free_before);
 	/* everything as it was */
 	assert_int_equal(iom_page_ref_count(anon), 3);	/* PTE, isolation, ours */
 	assert_int_equal(iom_page_ref_count(file), 4);	/* PTE, cache, isolation, ours */
@@ -369,10 +333,10 @@ static void extra_reference_fails_then_succeeds(void **state)
 	assert_ptr_equal(iom_radix_tree_lookup(&mapping->i_pages, 0), file);
 	assert_true(iom_radix_tree_tag_get(&mapping->i_pages, 0, IOM_PAGECACHE_TAG_DIRTY));
 	iom_rcu_read_unlock();
-	p = get_page_at(mm, a);
+	p = test_get_page_at(mm, a);
 	assert_ptr_equal(p, anon);
 	iom_put_page(m, p);
-	p = get_page_at(mm, f);
+	p = test_get_page_at(mm, f);
 	assert_ptr_equal(p, file);
 	iom_put_page(m, p);
 	assert_true(check_fill(m, anon, 11) && check_fill(m, file, 22));
@@ -384,11 +348,11 @@ static void extra_reference_fails_then_succeeds(void **state)
 					   IOM_MIGRATE_SYNC, IOM_MR_SYSCALL, &nr_ok), 0);
 	assert_int_equal(nr_ok, 2);
 	assert_true(list.next == &list);
-	p = get_page_at(mm, a);
+	p = test_get_page_at(mm, a);
 	assert_ptr_not_equal(p, anon);
 	assert_true(check_fill(m, p, 11));
 	iom_put_page(m, p);
-	p = get_page_at(mm, f);
+	p = test_get_page_at(mm, f);
 	assert_ptr_not_equal(p, file);
 	assert_true(check_fill(m, p, 22));
 	assert_true(iom_PageDirty(p));
@@ -397,7 +361,7 @@ static void extra_reference_fails_then_succeeds(void **state)
 	iom_mm_destroy(mm);
 	assert_int_equal(iom_inode_destroy(inode), 0);
 	iom_rcu_unregister_thread();
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -470,7 +434,7 @@ static void migratepagecopy_hook_replaces_copy(void **state)
 	isolate_onto(m, page, &list);
 	iom_put_page(m, p);
 	assert_int_equal(iom_page_ref_count(page), 3);	/* DMA, cache, isolation */
-	free_before = nr_free(m);
+	free_before = test_nr_free(m);
 
 	assert_int_equal(iom_migrate_pages(m, &list, new_page_any, NULL, 0,
 					   IOM_MIGRATE_SYNC, IOM_MR_CONTIG_RANGE, NULL), 0);
@@ -489,7 +453,7 @@ static void migratepagecopy_hook_replaces_copy(void **state)
 	assert_ptr_equal(new->mapping, &mapping);
 	assert_int_equal(iom_page_ref_count(new), 2);	/* DMA + cache */
 	assert_int_equal(iom_page_ref_count(page), 0);
-	assert_int_equal(nr_free(m), free_before);
+	assert_int_equal(test_nr_free(m), free_before);
 	p = iom_find_get_page(&mapping, 10);
 	assert_ptr_equal(p, new);
 	iom_put_page(m, p);
@@ -503,7 +467,7 @@ static void migratepagecopy_hook_replaces_copy(void **state)
 	iom_put_page(m, new);
 	assert_int_equal(iom_address_space_destroy(&mapping), 0);
 	iom_rcu_unregister_thread();
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -554,9 +518,9 @@ static void async_mode_skips_locked_page(void **state)
 	(void)state;
 	alloc_m = m;
 	assert_int_equal(iom_mm_create(m, &mm), 0);
-	a = map(mm, PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(mm, 0, PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS | IOM_MAP_POPULATE, NULL, 0);
-	page = get_page_at(mm, a);
+	page = test_get_page_at(mm, a);
 	fill(m, page, 55);
 	isolate_onto(m, page, &list);
 	iom_put_page(m, page);
@@ -577,13 +541,13 @@ static void async_mode_skips_locked_page(void **state)
 
 	assert_int_equal(iom_migrate_pages(m, &list, new_page_any, NULL, 0,
 					   IOM_MIGRATE_ASYNC, IOM_MR_COMPACTION, NULL), 0);
-	p = get_page_at(mm, a);
+	p = test_get_page_at(mm, a);
 	assert_ptr_not_equal(p, page);
 	assert_true(check_fill(m, p, 55));
 	iom_put_page(m, p);
 
 	/* putback of a page that is not migrated: back on its LRU */
-	p = get_page_at(mm, a);
+	p = test_get_page_at(mm, a);
 	isolate_onto(m, p, &list);
 	iom_putback_movable_pages(m, &list);
 	assert_true(list.next == &list);
@@ -592,7 +556,7 @@ static void async_mode_skips_locked_page(void **state)
 	iom_put_page(m, p);
 
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -628,9 +592,9 @@ static void bad_input_writeback_and_enomem(void **state)
 	assert_string_equal(iom_vm_event_name(IOM_PGMIGRATE_FAIL), "pgmigrate_fail");
 
 	assert_int_equal(iom_mm_create(m, &mm), 0);
-	a = map(mm, PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(mm, 0, PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS | IOM_MAP_POPULATE, NULL, 0);
-	page = get_page_at(mm, a);
+	page = test_get_page_at(mm, a);
 	isolate_onto(m, page, &list);
 	iom_put_page(m, page);
 
@@ -666,7 +630,7 @@ static void bad_input_writeback_and_enomem(void **state)
 	assert_true(iom_PageLRU(page));
 
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -803,9 +767,9 @@ static struct cc_stats migration_stress(bool skip_copy)
 	iom_rcu_register_thread();
 	assert_int_equal(iom_mm_create(m, &mm), 0);
 	assert_int_equal(iom_inode_create(m, CC_FILE * PG, &inode), 0);
-	a = map(mm, CC_ANON * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(mm, 0, CC_ANON * PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS | IOM_MAP_POPULATE, NULL, 0);
-	f = map(mm, CC_FILE * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	f = test_mmap(mm, 0, CC_FILE * PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_SHARED | IOM_MAP_POPULATE, inode, 0);
 	for (int p = 0; p < CC_ANON; p++)
 		addr[p] = a + (uint64_t)p * PG;
@@ -856,7 +820,7 @@ static struct cc_stats migration_stress(bool skip_copy)
 				st.lost++;
 		}
 	for (int p = 0; p < CC_PAGES; p++) {
-		struct iom_page *page = get_page_at(mm, addr[p]);
+		struct iom_page *page = test_get_page_at(mm, addr[p]);
 
 		assert_int_equal(page_nid(m, page), 1);
 		assert_int_equal(iom_page_mapcount(page), 1);
@@ -870,7 +834,7 @@ static struct cc_stats migration_stress(bool skip_copy)
 	iom_mm_destroy(mm);
 	assert_int_equal(iom_inode_destroy(inode), 0);
 	iom_rcu_unregister_thread();
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 	return st;
 }

@@ -10,8 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "util.h"
-#include "mm/internal.h"
+#include "mm_util.h"
 
 #define MiB (1ULL << 20)
 
@@ -37,16 +36,6 @@ static unsigned long zone_free(struct iom_machine *m, int nid, int zt)
 	return zi.nr_free_pages;
 }
 
-static void assert_all_free(struct iom_machine *m)
-{
-	unsigned long nr_free;
-
-	iom_drain_all_pages(m);
-	assert_int_equal(iom_check_free_lists(m, &nr_free), 0);
-	assert_int_equal(nr_free, iom_end_pfn(m) - iom_first_pfn(m));
-	assert_int_equal(iom_machine_bug_count(m), 0);
-}
-
 /* ---- split and merge ---------------------------------------------------- */
 
 static void split_and_merge_at_every_order(void **state)
@@ -66,7 +55,7 @@ static void split_and_merge_at_every_order(void **state)
 		assert_int_equal(iom_compound_order(p), order);
 		assert_int_equal(iom_check_free_lists(m, NULL), 0);
 		assert_int_equal(iom___free_pages(m, p, order), 0);
-		assert_all_free(m);
+		test_assert_machine_clean(m);
 	}
 	/* Everything merged back: two free MAX_ORDER blocks. */
 	struct iom_zone_info zi;
@@ -90,7 +79,7 @@ static void split_leaves_one_free_buddy_per_order(void **state)
 	for (o = 0; o <= 10; o++)
 		assert_int_equal(zi.nr_free[o], o >= 2 && o < 10 ? 1 : 0);
 	assert_int_equal(iom___free_pages(m, p, 2), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -113,7 +102,7 @@ static void compound_page_has_head_and_tails(void **state)
 	assert_int_equal(iom_put_page(m, p), 0);
 	assert_false(iom_PageHead(p));
 	assert_false(iom_PageTail(&p[1]));
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -157,7 +146,7 @@ static void unmovable_fallback_claims_whole_free_block(void **state)
 	assert_true(iom_vm_event_count(m, IOM_EXTFRAG_EVENTS) > before);
 	assert_true(iom_vm_event_count(m, IOM_EXTFRAG_CHANGE_OWNERSHIP) > 0);
 	assert_int_equal(iom___free_pages(m, p, 0), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -212,7 +201,7 @@ static void fallback_keeps_owner_of_mostly_movable_block(void **state)
 	assert_int_equal(iom___free_pages(m, b1, 1), 0);
 	assert_int_equal(iom___free_pages(m, b3, 3), 0);
 	assert_int_equal(iom___free_pages(m, a, 4), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -255,7 +244,7 @@ static void movable_fallback_takes_smallest_block(void **state)
 	assert_int_equal(iom___free_pages(m, b2, 2), 0);
 	assert_int_equal(iom___free_pages(m, b3, 3), 0);
 	assert_int_equal(iom___free_pages(m, a, 4), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -320,7 +309,7 @@ static void cma_pages_go_only_to_movable_allocations(void **state)
 	assert_true(iom_vm_event_count(m, IOM_PGALLOC_FAIL) >= 1);
 	for (i = 0; i < n; i++)
 		assert_int_equal(iom___free_pages(m, held[i], 0), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	/* CMA pageblocks never merged with normal ones nor changed type. */
 	assert_int_equal(iom_get_pageblock_migratetype(m, ci.base_pfn), IOM_MIGRATE_CMA);
 	iom_machine_destroy(m);
@@ -368,7 +357,7 @@ static void movable_allocations_use_cma_when_it_is_most_of_free_memory(void **st
 	assert_int_equal(iom___free_pages(m, big[2], 9), 0);
 	assert_int_equal(iom___free_pages(m, big[0], 10), 0);
 	assert_int_equal(iom___free_pages(m, big[1], 10), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -436,7 +425,7 @@ static void isolated_range_is_never_allocated(void **state)
 	assert_int_equal(iom_get_pageblock_migratetype(m, start), IOM_MIGRATE_MOVABLE);
 	for (i = 0; i < n; i++)
 		assert_int_equal(iom___free_pages(m, held[i], 0), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	/* Unisolation merged the range back into whole MAX_ORDER blocks. */
 	struct iom_zone_info zi;
 	assert_int_equal(iom_zone_info(m, 0, IOM_ZONE_NORMAL, &zi), 0);
@@ -466,7 +455,7 @@ static void unmovable_page_blocks_isolation(void **state)
 	assert_int_equal(iom_start_isolate_page_range(m, first, first + 512, IOM_MIGRATE_UNMOVABLE, 0), -EINVAL);
 	assert_int_equal(iom_start_isolate_page_range(NULL, first, first + 512, IOM_MIGRATE_MOVABLE, 0), -EINVAL);
 	assert_int_equal(iom___free_pages(m, p, 0), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -491,7 +480,7 @@ static void page_freed_into_isolated_block_stays_isolated(void **state)
 	assert_int_equal(iom___free_pages(m, p, 0), 0);
 	assert_int_equal(iom_test_pages_isolated(m, pb, pb + 512, 0), 0);
 	assert_int_equal(iom_undo_isolate_page_range(m, pb, pb + 512, IOM_MIGRATE_MOVABLE), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -677,7 +666,7 @@ static void kernel_allocations_stop_at_min_watermark(void **state)
 	assert_true(test_log_contains(&tlog, "page allocation failure: order:5"));
 	for (i = 0; i < n; i++)
 		assert_int_equal(iom___free_pages(m, held[i], 0), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -705,7 +694,7 @@ static void gfp_picks_zone(void **state)
 	}
 	assert_true(iom_vm_event_count(m, IOM_PGALLOC_MOVABLE) >= 1);
 	assert_true(iom_vm_event_count(m, IOM_PGALLOC_NORMAL) >= 3);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -743,7 +732,7 @@ static void numa_node_preference_and_thisnode(void **state)
 	assert_int_equal(iom___free_pages(m, p, 0), 0);
 	assert_int_equal(iom___free_pages(m, big[0], 10), 0);
 	assert_int_equal(iom___free_pages(m, big[1], 10), 0);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -790,9 +779,9 @@ static void bad_frees_are_refused_and_lose_nothing(void **state)
 	iom_drain_local_pages(m);
 	assert_int_equal(iom___free_pages(m, p0, 0), -EINVAL);		/* free in buddy */
 	assert_int_equal(iom___free_pages(m, p2, 2), -EINVAL);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	assert_int_equal(iom___free_pages(other, foreign, 0), 0);
-	assert_all_free(other);
+	test_assert_machine_clean(other);
 	iom_machine_destroy(other);
 	iom_machine_destroy(m);
 }
@@ -817,7 +806,7 @@ static void bad_allocation_requests_fail_cleanly(void **state)
 	assert_int_equal(iom_set_pageblock_migratetype(m, iom_first_pfn(m), IOM_MIGRATE_ISOLATE), -EINVAL);
 	assert_int_equal(iom_set_pageblock_migratetype(m, iom_first_pfn(m), IOM_MIGRATE_CMA), -EINVAL);
 	assert_int_equal(iom_get_pageblock_migratetype(m, iom_end_pfn(m)), -EINVAL);
-	assert_all_free(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 

@@ -16,57 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
-#include "mm/mm_types.h"
+#include "mm_util.h"
 
 #define PG IOM_PAGE_SIZE
 
 static struct test_log tlog;
-
-static unsigned long nr_free(struct iom_machine *m)
-{
-	unsigned long n;
-
-	iom_drain_all_pages(m);
-	assert_int_equal(iom_check_free_lists(m, &n), 0);
-	return n;
-}
-
-static void assert_machine_clean(struct iom_machine *m)
-{
-	assert_int_equal(nr_free(m), iom_end_pfn(m) - iom_first_pfn(m));
-	assert_int_equal(iom_machine_bug_count(m), 0);
-}
-
-static pte_t get_pte(struct iom_mm *mm, uint64_t addr)
-{
-	pte_t *ptep = pte_offset_map_lock(mm, addr);
-	pte_t pte = 0;
-
-	if (ptep) {
-		pte = ptep_get(ptep);
-		pte_unmap_unlock(mm);
-	}
-	return pte;
-}
-
-static uint64_t map(struct iom_mm *mm, size_t len, int prot, int flags,
-		    struct iom_inode *file, uint64_t off)
-{
-	uint64_t at = 0;
-
-	assert_int_equal(iom_mmap(mm, 0, len, prot, flags, file, off, &at), 0);
-	return at;
-}
-
-/* The page at @addr with a reference the caller drops with mm_put_page(). */
-static struct iom_page *get_page_at(struct iom_mm *mm, uint64_t addr)
-{
-	struct iom_page *page;
-
-	assert_int_equal(iom_follow_page(mm, addr, &page), 0);
-	return page;
-}
 
 /* ---- rmap walk ------------------------------------------------------------ */
 
@@ -123,15 +77,15 @@ static void setup_three(struct three *t)
 	assert_int_equal(iom_file_write(t->inode, PG, "file page one", 13), 13);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(iom_mm_create(t->m, &t->mm[i]), 0);
-		t->a[i] = map(t->mm[i], 4 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+		t->a[i] = test_mmap(t->mm[i], 0, 4 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
 			      IOM_MAP_SHARED, t->inode, 0);
 		assert_int_equal(iom_read(t->mm[i], t->a[i] + PG, &c, 1), 0);
 	}
 	/* the second mapping starts at file offset PG: page 1 is its first */
-	t->second = map(t->mm[0], 2 * PG, IOM_PROT_READ, IOM_MAP_SHARED, t->inode, PG);
+	t->second = test_mmap(t->mm[0], 0, 2 * PG, IOM_PROT_READ, IOM_MAP_SHARED, t->inode, PG);
 	assert_int_equal(iom_read(t->mm[0], t->second, &c, 1), 0);
 	assert_int_equal(iom_write(t->mm[1], t->a[1] + PG + 20, "w", 1), 0);
-	t->page = get_page_at(t->mm[0], t->second);
+	t->page = test_get_page_at(t->mm[0], t->second);
 	assert_ptr_equal(t->page, iom_find_get_page(iom_inode_mapping(t->inode), 1));
 	iom_put_page(t->m, t->page);	/* find_get_page's; follow_page's stays */
 }
@@ -142,7 +96,7 @@ static void teardown_three(struct three *t)
 	for (int i = 0; i < 3; i++)
 		iom_mm_destroy(t->mm[i]);
 	assert_int_equal(iom_inode_destroy(t->inode), 0);
-	assert_machine_clean(t->m);
+	test_assert_machine_clean(t->m);
 	iom_machine_destroy(t->m);
 }
 
@@ -179,14 +133,14 @@ static void rmap_walk_follows_anon_pages_through_fork(void **state)
 	uint64_t a, v = 1;
 
 	assert_int_equal(iom_mm_create(m, &parent), 0);
-	a = map(parent, 4 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(parent, 0, 4 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0);
 	assert_int_equal(iom_write(parent, a + 2 * PG, &v, 8), 0);
 	assert_int_equal(iom_fork(parent, &c1), 0);
 	assert_int_equal(iom_fork(c1, &c2), 0);
 	/* split the parent's VMA: the page's VMA no longer starts at a */
 	assert_int_equal(iom_mprotect(parent, a, PG, IOM_PROT_READ), 0);
-	page = get_page_at(parent, a + 2 * PG);
+	page = test_get_page_at(parent, a + 2 * PG);
 	iom_lock_page(page);
 	assert_int_equal(iom_rmap_walk(m, page, record, &s), 3);
 	assert_true(seen_has(&s, parent, a + 2 * PG));
@@ -204,12 +158,12 @@ static void rmap_walk_follows_anon_pages_through_fork(void **state)
 	assert_false(iom_try_to_unmap(m, page));
 	assert_int_equal(iom_page_mapcount(page), 2);
 	iom_unlock_page(page);
-	mm_put_page(m, page);
+	iom_put_page(m, page);
 
 	iom_mm_destroy(c1);
 	iom_mm_destroy(parent);
 	iom_mm_destroy(c2);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -226,8 +180,8 @@ static void try_to_unmap_clears_every_pte_and_accesses_refault(void **state)
 	assert_int_equal(iom_page_ref_count(t.page), 2);	/* cache + ours */
 	assert_true(iom_PageDirty(t.page));	/* mm[1] wrote through its PTE */
 	for (int i = 0; i < 3; i++)
-		assert_true(pte_none(get_pte(t.mm[i], t.a[i] + PG)));
-	assert_true(pte_none(get_pte(t.mm[0], t.second)));
+		assert_true(pte_none(test_get_pte(t.mm[i], t.a[i] + PG)));
+	assert_true(pte_none(test_get_pte(t.mm[0], t.second)));
 	assert_int_equal(atomic_load(&t.mm[2]->rss_file), 0);
 
 	/* every access faults the same page back in, with its content */
@@ -254,39 +208,39 @@ static void try_to_migrate_and_restore_keeps_write_permission(void **state)
 
 	setup_three(&t);
 	/* mm[1]'s PTE is writable (it wrote), the others read-only */
-	assert_true(pte_write(get_pte(t.mm[1], t.a[1] + PG)));
-	assert_false(pte_write(get_pte(t.mm[2], t.a[2] + PG)));
+	assert_true(pte_write(test_get_pte(t.mm[1], t.a[1] + PG)));
+	assert_false(pte_write(test_get_pte(t.mm[2], t.a[2] + PG)));
 	iom_lock_page(t.page);
 	assert_true(iom_try_to_migrate(t.m, t.page));
 	assert_int_equal(iom_page_mapcount(t.page), 0);
 	assert_int_equal(iom_page_ref_count(t.page), 2);	/* entries hold none */
 
-	e = pte_to_swp_entry(get_pte(t.mm[1], t.a[1] + PG));
-	assert_true(pte_is_migration(get_pte(t.mm[1], t.a[1] + PG)));
+	e = pte_to_swp_entry(test_get_pte(t.mm[1], t.a[1] + PG));
+	assert_true(pte_is_migration(test_get_pte(t.mm[1], t.a[1] + PG)));
 	assert_true(is_writable_migration_entry(e));
 	assert_ptr_equal(migration_entry_to_page(t.m, e), t.page);
-	e = pte_to_swp_entry(get_pte(t.mm[2], t.a[2] + PG));
+	e = pte_to_swp_entry(test_get_pte(t.mm[2], t.a[2] + PG));
 	assert_true(is_migration_entry(e) && !is_writable_migration_entry(e));
-	assert_true(pte_is_migration(get_pte(t.mm[0], t.second)));
+	assert_true(pte_is_migration(test_get_pte(t.mm[0], t.second)));
 	assert_int_equal(iom_follow_page(t.mm[0], t.second, &(struct iom_page *){ NULL }), -EAGAIN);
 	assert_int_equal(iom_rmap_walk(t.m, t.page, record, &(struct seen){ 0 }), 0);
 
 	/* fork copies the entries; mprotect makes a writable one readable */
 	assert_int_equal(iom_fork(t.mm[1], &child), 0);
-	assert_true(pte_is_migration(get_pte(child, t.a[1] + PG)));
-	assert_true(is_writable_migration_entry(pte_to_swp_entry(get_pte(child, t.a[1] + PG))));
+	assert_true(pte_is_migration(test_get_pte(child, t.a[1] + PG)));
+	assert_true(is_writable_migration_entry(pte_to_swp_entry(test_get_pte(child, t.a[1] + PG))));
 	assert_int_equal(iom_mprotect(child, t.a[1], 4 * PG, IOM_PROT_READ), 0);
-	assert_false(is_writable_migration_entry(pte_to_swp_entry(get_pte(child, t.a[1] + PG))));
+	assert_false(is_writable_migration_entry(pte_to_swp_entry(test_get_pte(child, t.a[1] + PG))));
 	assert_int_equal(iom_mprotect(child, t.a[1], 4 * PG, IOM_PROT_READ | IOM_PROT_WRITE), 0);
 
 	/* failed migration: back onto the same page */
 	iom_remove_migration_ptes(t.m, t.page, t.page);
 	assert_int_equal(iom_page_mapcount(t.page), 5);
 	assert_int_equal(iom_page_ref_count(t.page), 1 + 5 + 1);
-	assert_true(pte_present(get_pte(t.mm[1], t.a[1] + PG)));
-	assert_true(pte_write(get_pte(t.mm[1], t.a[1] + PG)));
-	assert_false(pte_write(get_pte(t.mm[2], t.a[2] + PG)));
-	assert_false(pte_write(get_pte(child, t.a[1] + PG)));
+	assert_true(pte_present(test_get_pte(t.mm[1], t.a[1] + PG)));
+	assert_true(pte_write(test_get_pte(t.mm[1], t.a[1] + PG)));
+	assert_false(pte_write(test_get_pte(t.mm[2], t.a[2] + PG)));
+	assert_false(pte_write(test_get_pte(child, t.a[1] + PG)));
 	iom_unlock_page(t.page);
 	assert_int_equal(iom_read(child, t.a[1] + PG + 20, &c, 1), 0);
 	assert_int_equal(c, 'w');
@@ -353,14 +307,14 @@ static void access_sleeps_on_migration_entry_and_reads_new_page(void **state)
 	uint64_t a;
 
 	assert_int_equal(iom_mm_create(m, &mm), 0);
-	a = map(mm, 2 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(mm, 0, 2 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0);
 	assert_int_equal(iom_write(mm, a + PG + 64, "old page content", 16), 0);
-	old = get_page_at(mm, a + PG);		/* the isolation reference */
+	old = test_get_page_at(mm, a + PG);		/* the isolation reference */
 
 	iom_lock_page(old);
 	assert_true(iom_try_to_migrate(m, old));
-	assert_true(pte_is_migration(get_pte(mm, a + PG)));
+	assert_true(pte_is_migration(test_get_pte(mm, a + PG)));
 	assert_int_equal(atomic_load(&mm->migration_waits), 0);
 
 	r.mm = mm;
@@ -384,9 +338,9 @@ static void access_sleeps_on_migration_entry_and_reads_new_page(void **state)
 	new->index = old->index;
 	iom_SetPageSwapBacked(new);
 	iom_remove_migration_ptes(m, old, new);
-	assert_true(pte_present(get_pte(mm, a + PG)));
-	assert_int_equal(pte_pfn(get_pte(mm, a + PG)), iom_page_to_pfn(m, new));
-	assert_true(pte_write(get_pte(mm, a + PG)));
+	assert_true(pte_present(test_get_pte(mm, a + PG)));
+	assert_int_equal(pte_pfn(test_get_pte(mm, a + PG)), iom_page_to_pfn(m, new));
+	assert_true(pte_write(test_get_pte(mm, a + PG)));
 	iom_unlock_page(new);
 	assert_false(atomic_load(&r.done));	/* still asleep on the old page's lock */
 	iom_unlock_page(old);
@@ -402,10 +356,10 @@ static void access_sleeps_on_migration_entry_and_reads_new_page(void **state)
 	iom_put_page(m, new);
 	assert_int_equal(iom_page_mapcount(old), 0);
 	assert_int_equal(iom_page_ref_count(old), 1);	/* ours only */
-	mm_put_page(m, old);				/* frees it */
+	iom_put_page(m, old);				/* frees it */
 	iom_lru_cache_add(m, new);
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 }
 
@@ -460,12 +414,12 @@ static bool migrate_one(struct iom_machine *m, struct iom_mm *mm, uint64_t addr,
 	struct anon_vma *av;
 	bool moved;
 
-	old = get_page_at(mm, addr);
+	old = test_get_page_at(mm, addr);
 	if (iom_isolate_lru_page(m, old)) {
-		mm_put_page(m, old);
+		iom_put_page(m, old);
 		return false;
 	}
-	mm_put_page(m, old);		/* the isolation reference remains */
+	iom_put_page(m, old);		/* the isolation reference remains */
 	new = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
 	assert_non_null(new);
 	iom_lock_page(old);
@@ -488,7 +442,7 @@ static bool migrate_one(struct iom_machine *m, struct iom_mm *mm, uint64_t addr,
 	if (moved) {
 		iom_lru_cache_add(m, new);
 		iom_put_page(m, new);		/* the PTE keeps it */
-		mm_put_page(m, old);		/* freed, unless a waiter still holds it */
+		iom_put_page(m, old);		/* freed, unless a waiter still holds it */
 	} else {
 		set_page_mapping(new, NULL);
 		iom_put_page(m, new);
@@ -513,7 +467,7 @@ static unsigned long migration_stress(bool skip_copy)
 	uint64_t a;
 
 	assert_int_equal(iom_mm_create(m, &mm), 0);
-	a = map(mm, MIG_PAGES * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+	a = test_mmap(mm, 0, MIG_PAGES * PG, IOM_PROT_READ | IOM_PROT_WRITE,
 		IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS | IOM_MAP_POPULATE, NULL, 0);
 	for (int i = 0; i < MIG_WRITERS; i++) {
 		w[i] = (struct mig_writer){ .mm = mm, .base = a, .id = i, .stop = &stop };
@@ -554,14 +508,14 @@ static unsigned long migration_stress(bool skip_copy)
 				lost++;
 		}
 	for (int p = 0; p < MIG_PAGES; p++) {
-		struct iom_page *page = get_page_at(mm, a + (uint64_t)p * PG);
+		struct iom_page *page = test_get_page_at(mm, a + (uint64_t)p * PG);
 
 		assert_int_equal(iom_page_mapcount(page), 1);
 		assert_int_equal(iom_page_ref_count(page), 2);
-		mm_put_page(m, page);
+		iom_put_page(m, page);
 	}
 	iom_mm_destroy(mm);
-	assert_machine_clean(m);
+	test_assert_machine_clean(m);
 	iom_machine_destroy(m);
 	return lost;
 }
