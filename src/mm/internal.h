@@ -107,7 +107,8 @@ static inline unsigned int buddy_order(const struct iom_page *page)
 
 static inline void set_buddy_order(struct iom_page *page, unsigned int order)
 {
-	page->private = order;
+	/* WRITE_ONCE: compaction's scanners read it without the zone lock */
+	__atomic_store_n(&page->private, (unsigned long)order, __ATOMIC_RELAXED);
 	iom_SetPageBuddy(page);
 }
 

@@ -113,7 +113,7 @@ static void del_page_from_free_list(struct iom_page *page, struct zone *zone,
 
 	list_del(&page->lru);
 	iom_ClearPageBuddy(page);
-	page->private = 0;
+	__atomic_store_n(&page->private, 0UL, __ATOMIC_RELAXED);
 	page->index = 0;
 	ul_add(&area->nr_free, -1);
 	ul_add(&area->nr_free_mt[mt], -1);
@@ -1384,7 +1384,7 @@ static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 	}
 	if (!ok)
 		return false;
-	page->private = 0;
+	__atomic_store_n(&page->private, 0UL, __ATOMIC_RELAXED);
 	page->index = 0;
 	page->owner_gfp = 0;
 	atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
