@@ -49,23 +49,7 @@
 #include "internal.h"
 #include "mm_types.h"
 
-#define COMPACT_CLUSTER_MAX	32	/* SWAP_CLUSTER_MAX */
 #define PAGE_ALLOC_COSTLY_ORDER	3
-
-struct compact_control {
-	struct iom_machine *m;
-	struct zone *zone;
-	struct list_head freepages;	/* isolated free order-0 pages */
-	struct list_head migratepages;	/* isolated pages to migrate */
-	unsigned int nr_freepages;
-	unsigned int nr_migratepages;
-	unsigned long free_pfn;		/* free scanner: next pageblock down */
-	unsigned long migrate_pfn;	/* migration scanner: next pfn up */
-	unsigned long total_migrate_scanned;
-	unsigned long total_free_scanned;
-	int order;			/* -1: compact the whole zone */
-	enum iom_migrate_mode mode;
-};
 
 typedef enum {
 	ISOLATE_ABORT,
@@ -277,12 +261,8 @@ static bool page_pinned_ish(const struct iom_page *page)
 	return iom_page_ref_count(page) > expected;
 }
 
-/*
- * isolate_migratepages_range() (isolate_migratepages_block()): isolate
- * movable LRU pages of [@low_pfn, @end_pfn) onto cc->migratepages, at
- * most COMPACT_CLUSTER_MAX. Return: the pfn to resume at.
- */
-static unsigned long isolate_migratepages_range(struct compact_control *cc,
+/* isolate_migratepages_range(): see mm/internal.h. */
+unsigned long isolate_migratepages_range(struct compact_control *cc,
 						unsigned long low_pfn,
 						unsigned long end_pfn)
 {

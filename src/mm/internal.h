@@ -202,6 +202,55 @@ static inline struct pglist_data *page_pgdat(const struct iom_machine *m,
 	return page_zone(m, page)->zone_pgdat;
 }
 
+/* ---- compaction.c (struct compact_control is shared with page_alloc.c's
+ * alloc_contig_range(), as in the kernel's mm/internal.h) --------------- */
+
+#define COMPACT_CLUSTER_MAX	32	/* SWAP_CLUSTER_MAX */
+
+struct compact_control {
+	struct iom_machine *m;
+	struct zone *zone;
+	struct list_head freepages;	/* isolated free order-0 pages */
+	struct list_head migratepages;	/* isolated pages to migrate */
+	unsigned int nr_freepages;
+	unsigned int nr_migratepages;
+	unsigned long free_pfn;		/* free scanner: next pageblock down */
+	unsigned long migrate_pfn;	/* migration scanner: next pfn up */
+	unsigned long total_migrate_scanned;
+	unsigned long total_free_scanned;
+	int order;			/* -1: compact the whole zone */
+	enum iom_migrate_mode mode;
+};
+
+/*
+ * isolate_migratepages_range() (isolate_migratepages_block()): isolate
+ * movable order-0 LRU pages of [@low_pfn, @end_pfn) onto
+ * cc->migratepages (cc->m and cc->migratepages set), at most
+ * COMPACT_CLUSTER_MAX in cc->nr_migratepages. Pages that look pinned are
+ * skipped. Return: the pfn to resume at.
+ */
+unsigned long isolate_migratepages_range(struct compact_control *cc,
+					 unsigned long low_pfn,
+					 unsigned long end_pfn);
+
+/* ---- migrate.c ---------------------------------------------------------- */
+
+/*
+ * struct migration_target_control / alloc_migration_target(): the
+ * get_new_page of iom_migrate_pages() used by alloc_contig_range(), the
+ * long-term pin path and move_pages(): pass a pointer to the control as
+ * `private`. @nid is the preferred node (NUMA_NO_NODE, -1: the old page's
+ * node); @gfp_mask the allocation flags (__GFP_THISNODE to stay on it).
+ */
+struct migration_target_control {
+	struct iom_machine *m;
+	int nid;
+	iom_gfp_t gfp_mask;
+};
+
+struct iom_page *alloc_migration_target(struct iom_page *page,
+					unsigned long private);
+
 /* ---- mm_init.c / cma.c / page_isolation.c ------------------------------- */
 
 int iom_mm_init(struct iom_machine *m);

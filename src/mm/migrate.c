@@ -228,6 +228,20 @@ int iom_migrate_page(struct iom_address_space *mapping, struct iom_page *newpage
 	return 0;
 }
 
+/* ---- alloc_migration_target ------------------------------------------- */
+
+struct iom_page *alloc_migration_target(struct iom_page *page,
+					unsigned long private)
+{
+	struct migration_target_control *mtc = (void *)private;
+	struct iom_machine *m = mtc->m;
+	int nid = mtc->nid;
+
+	if (nid < 0)
+		nid = page_pgdat(m, page)->node_id;
+	return iom_alloc_pages_node(m, nid, mtc->gfp_mask, 0);
+}
+
 /* ---- unmap_and_move ----------------------------------------------------- */
 
 /*
