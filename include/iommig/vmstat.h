@@ -58,6 +58,8 @@ enum iom_vm_event_item {
 	IOM_KCOMPACTD_FREE_SCANNED,
 	IOM_CMA_ALLOC_SUCCESS,
 	IOM_CMA_ALLOC_FAIL,
+	IOM_NR_FOLL_PIN_ACQUIRED,	/* the kernel's node stat; monotonic */
+	IOM_NR_FOLL_PIN_RELEASED,	/* the kernel's node stat; monotonic */
 	IOM_NR_VM_EVENT_ITEMS,
 };
 

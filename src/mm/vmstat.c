@@ -51,6 +51,8 @@ static const char *const vm_event_names[] = {
 	"compact_daemon_free_scanned",
 	"cma_alloc_success",
 	"cma_alloc_fail",
+	"nr_foll_pin_acquired",
+	"nr_foll_pin_released",
 };
 
 _Static_assert(sizeof(vm_event_names) / sizeof(vm_event_names[0]) ==
