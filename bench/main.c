@@ -51,6 +51,17 @@ static const struct bench_cmd bench_cmds[] = {
 			"lookup_writer_<N>t.\n",
 		.run = bench_radix,
 	},
+	{
+		.name = "migrate",
+		.summary = "page migration between nodes (batched and one page "
+			   "a call) vs memcpy of the same bytes",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_ITERS | BENCH_OPT_NOBASELINE |
+			BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 1G (2 nodes) --iters 16384 (pages "
+			"moved there and back a run).\n"
+			"  Cases: migrate_batched migrate_single.\n",
+		.run = bench_migrate,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))
@@ -65,7 +76,7 @@ static const struct {
 	{ "--runs", 0, true, "N", "repetitions; median, min and max are reported (default 5)" },
 	{ "--quiet", 0, false, "", "no progress on stderr, no table header" },
 	{ "--mem", BENCH_OPT_MEM, true, "SIZE", "simulated memory, K/M/G/T suffixes (powers of 1024)" },
-	{ "--iters", BENCH_OPT_ITERS, true, "N", "alloc: order-0 pairs per run, all threads together; radix: lookups a reader a run (K/M/G: x1000)" },
+	{ "--iters", BENCH_OPT_ITERS, true, "N", "alloc: order-0 pairs per run, all threads together; radix: lookups a reader a run; migrate: pages moved (K/M/G: x1000)" },
 	{ "--threads", BENCH_OPT_THREADS, true, "N", "threads of the multi-thread runs" },
 	{ "--window", BENCH_OPT_WINDOW, true, "N", "pages outstanding in the LIFO pattern" },
 	{ "--no-pin", BENCH_OPT_NOPIN, false, "", "do not pin worker threads to cpus" },

@@ -14,7 +14,10 @@
 #ifndef IOMMIG_MIGRATE_H
 #define IOMMIG_MIGRATE_H
 
+#include <stdint.h>
+
 #include <iommig/filemap.h>
+#include <iommig/memory.h>
 #include <iommig/mm.h>
 
 #ifdef __cplusplus
@@ -124,6 +127,37 @@ IOM_API int iom_migrate_page_move_mapping(struct iom_address_space *mapping,
 IOM_API void iom_migrate_page_copy(struct iom_machine *m,
 				   struct iom_page *newpage,
 				   struct iom_page *page);
+
+/* move_pages(2) flags (MPOL_MF_*, Linux values). */
+#define IOM_MPOL_MF_MOVE	(1 << 1)	/* pages mapped by this process only */
+#define IOM_MPOL_MF_MOVE_ALL	(1 << 2)	/* every page, even shared ones */
+
+/**
+ * iom_move_pages() - move_pages(2): move the pages of @mm at the addresses
+ * @pages to the nodes @nodes, or with @nodes NULL, report where they are.
+ * @mm:       the process.
+ * @nr_pages: entries in @pages, @nodes and @status.
+ * @pages:    virtual addresses (any address within a page).
+ * @nodes:    target node of each page, or NULL.
+ * @status:   out: the node each page is on afterwards, or -errno for it:
+ *            -EFAULT (no VMA), -ENOENT (nothing mapped, or a page being
+ *            migrated), -EACCES (mapped by several processes without
+ *            IOM_MPOL_MF_MOVE_ALL), -EBUSY (could not be isolated).
+ * @flags:    IOM_MPOL_MF_MOVE or IOM_MPOL_MF_MOVE_ALL (0 acts as MOVE).
+ *
+ * Consecutive entries for the same node are migrated together
+ * (iom_migrate_pages(), IOM_MIGRATE_SYNC, reason IOM_MR_SYSCALL, targets
+ * allocated on that node only), as the kernel's do_pages_move().
+ *
+ * Context: may sleep.
+ * Return: 0; the number of pages not migrated (those that failed plus
+ * those not tried after a failure); -ENODEV for a node without memory
+ * (pages before it are moved); -EINVAL for bad arguments or flags;
+ * -E2BIG for more than INT32_MAX pages.
+ */
+IOM_API long iom_move_pages(struct iom_mm *mm, unsigned long nr_pages,
+			    const uint64_t *pages, const int *nodes, int *status,
+			    int flags);
 
 #ifdef __cplusplus
 }

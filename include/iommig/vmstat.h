@@ -60,6 +60,8 @@ enum iom_vm_event_item {
 	IOM_CMA_ALLOC_FAIL,
 	IOM_NR_FOLL_PIN_ACQUIRED,	/* the kernel's node stat; monotonic */
 	IOM_NR_FOLL_PIN_RELEASED,	/* the kernel's node stat; monotonic */
+	IOM_NR_TLB_REMOTE_FLUSH,	/* a batched flush (try_to_unmap_flush) */
+	IOM_NR_TLB_LOCAL_FLUSH_ONE,	/* a flush of one PTE (ptep_clear_flush) */
 	IOM_NR_VM_EVENT_ITEMS,
 };
 

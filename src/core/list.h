@@ -94,6 +94,41 @@ static inline void list_splice_init(struct list_head *list,
 	INIT_LIST_HEAD(list);
 }
 
+/* Move all of @list to the back of @head; @list is left empty. */
+static inline void list_splice_tail_init(struct list_head *list,
+					 struct list_head *head)
+{
+	if (list_empty(list))
+		return;
+	struct list_head *first = list->next, *last = list->prev;
+
+	first->prev = head->prev;
+	LIST_WRITE_NEXT(head->prev, first);
+	LIST_WRITE_NEXT(last, head);
+	head->prev = last;
+	INIT_LIST_HEAD(list);
+}
+
+/*
+ * Move the entries of @head before @entry (not included) to the empty
+ * @list; @entry == @head moves them all.
+ */
+static inline void list_cut_before(struct list_head *list,
+				   struct list_head *head,
+				   struct list_head *entry)
+{
+	if (head->next == entry) {
+		INIT_LIST_HEAD(list);
+		return;
+	}
+	LIST_WRITE_NEXT(list, head->next);
+	list->next->prev = list;
+	list->prev = entry->prev;
+	LIST_WRITE_NEXT(list->prev, list);
+	LIST_WRITE_NEXT(head, entry);
+	entry->prev = head;
+}
+
 #define list_for_each(pos, head) \
 	for (pos = (head)->next; pos != (head); pos = pos->next)
 

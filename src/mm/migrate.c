@@ -180,6 +180,19 @@ static void migrate_page_states(struct iom_page *newpage, struct iom_page *page)
 	page->private = 0;
 }
 
+/*
+ * copy_highpage(): the C library's memcpy, called, not inlined - GCC
+ * inlines a 4 KiB memcpy as `rep movsq`, which on the hosts measured runs
+ * at two thirds of glibc's vector copy (bench/README.md, migrate).
+ */
+static void *(*volatile copy_page_fn)(void *, const void *, size_t) = memcpy;
+
+static void copy_highpage(struct iom_machine *m, struct iom_page *to,
+			  struct iom_page *from)
+{
+	copy_page_fn(page_address(m, to), page_address(m, from), IOM_PAGE_SIZE);
+}
+
 void iom_migrate_page_copy(struct iom_machine *m, struct iom_page *newpage,
 			   struct iom_page *page)
 {
@@ -200,7 +213,7 @@ void iom_migrate_page_copy(struct iom_machine *m, struct iom_page *newpage,
 		mapping->a_ops->migratepagecopy(mapping, newpage, page);
 	else if (!atomic_load_explicit(&m->test_skip_migrate_copy,
 				       memory_order_relaxed))
-		memcpy(page_address(m, newpage), page_address(m, page), IOM_PAGE_SIZE);
+		copy_highpage(m, newpage, page);
 	migrate_page_states(newpage, page);
 }
 
@@ -235,11 +248,15 @@ struct iom_page *alloc_migration_target(struct iom_page *page,
 {
 	struct migration_target_control *mtc = (void *)private;
 	struct iom_machine *m = mtc->m;
+	iom_gfp_t gfp_mask = mtc->gfp_mask;
 	int nid = mtc->nid;
 
 	if (nid < 0)
 		nid = page_pgdat(m, page)->node_id;
-	return iom_alloc_pages_node(m, nid, mtc->gfp_mask, 0);
+	/* A page of ZONE_MOVABLE may move within ZONE_MOVABLE. */
+	if (page_zone(m, page)->zone_type == IOM_ZONE_MOVABLE)
+		gfp_mask |= IOM___GFP_HIGHMEM;
+	return iom_alloc_pages_node(m, nid, gfp_mask, 0);
 }
 
 /* ---- unmap_and_move ----------------------------------------------------- */
@@ -279,30 +296,130 @@ static int move_to_new_page(struct iom_machine *m, struct iom_page *newpage,
 	return rc;
 }
 
-static int __unmap_and_move(struct iom_machine *m, struct iom_page *page,
-			    struct iom_page *newpage, bool force,
-			    enum iom_migrate_mode mode)
+/*
+ * What migrate_folio_unmap() leaves for migrate_folio_move(), kept in the
+ * new page's ->private as the kernel does (__migrate_folio_record()): the
+ * anon_vma held for an anonymous page, and whether PTEs were replaced.
+ */
+#define PAGE_WAS_MAPPED		0x1UL
+
+static void __migrate_page_record(struct iom_page *dst, bool page_was_mapped,
+				  struct anon_vma *anon_vma)
+{
+	dst->private = (unsigned long)(uintptr_t)anon_vma |
+		       (page_was_mapped ? PAGE_WAS_MAPPED : 0);
+}
+
+static void __migrate_page_extract(struct iom_page *dst, bool *page_was_mapped,
+				   struct anon_vma **anon_vma)
+{
+	unsigned long private = dst->private;
+
+	*page_was_mapped = private & PAGE_WAS_MAPPED;
+	*anon_vma = (struct anon_vma *)(uintptr_t)(private & ~PAGE_WAS_MAPPED);
+	dst->private = 0;
+}
+
+/* Give back a target page that was not used. */
+static void migrate_page_undo_dst(struct iom_machine *m, struct iom_page *dst,
+				  bool locked, iom_free_page_t put_new_page,
+				  unsigned long private)
+{
+	if (locked)
+		iom_unlock_page(dst);
+	if (put_new_page)
+		put_new_page(dst, private);
+	else
+		iom_put_page(m, dst);
+}
+
+/* Restore the old page after the unmap: PTEs back, locks and pin gone. */
+static void migrate_page_undo_src(struct iom_machine *m, struct iom_page *src,
+				  bool page_was_mapped,
+				  struct anon_vma *anon_vma, bool locked,
+				  struct iom_list_head *ret)
+{
+	if (page_was_mapped)
+		iom_remove_migration_ptes(m, src, src);
+	if (anon_vma)
+		put_anon_vma(anon_vma);
+	if (locked)
+		iom_unlock_page(src);
+	if (ret)
+		list_move_tail(&src->lru, ret);
+}
+
+/* migrate_folio_done(): the old page leaves migration. */
+static void migrate_page_done(struct iom_machine *m, struct iom_page *src,
+			      int reason)
+{
+	/* MR_MEMORY_FAILURE keeps the isolation reference, as the kernel. */
+	if (reason != IOM_MR_MEMORY_FAILURE)
+		iom_put_page(m, src);
+}
+
+/* The statuses of migrate_folio_unmap(), besides 0 and -errno. */
+#define MIGRATEPAGE_SUCCESS	0
+#define MIGRATEPAGE_UNMAP	1
+
+/*
+ * migrate_folio_unmap(): allocate the target, lock both pages and replace
+ * the old page's PTEs by migration entries (with @mode ASYNC, deferring the
+ * TLB flush to the batch's try_to_unmap_flush()). Return:
+ * MIGRATEPAGE_UNMAP (both locked, *@dstp set, @src stays on its list for
+ * the caller to move), MIGRATEPAGE_SUCCESS (the page was freed from under
+ * us: done), -EAGAIN (@src stays on its list), -ENOMEM (no target), or
+ * another -errno (@src moved to @ret).
+ */
+static int migrate_page_unmap(struct iom_machine *m, iom_new_page_t get_new_page,
+			      iom_free_page_t put_new_page,
+			      unsigned long private, struct iom_page *src,
+			      struct iom_page **dstp, enum iom_migrate_mode mode,
+			      int reason, struct iom_list_head *ret)
 {
 	struct anon_vma *anon_vma = NULL;
-	bool page_was_mapped = false;
+	bool page_was_mapped = false, dst_locked = false;
+	struct iom_page *dst;
 	int rc = -EAGAIN;
 
-	if (!iom_trylock_page(page)) {
-		if (!force || mode == IOM_MIGRATE_ASYNC)
-			return rc;
-		iom_lock_page(page);
+	*dstp = NULL;
+	if (iom_page_ref_count(src) == 1) {
+		/* Page was freed from under us (unmapped, truncated). */
+		iom_ClearPageActive(src);
+		list_del(&src->lru);
+		migrate_page_done(m, src, reason);
+		return MIGRATEPAGE_SUCCESS;
 	}
 
-	if (iom_PageWriteback(page)) {
-		/* Only in the case of a full synchronous migration is it
-		 * necessary to wait for PageWriteback. */
+	dst = get_new_page(src, private);
+	if (!dst)
+		return -ENOMEM;
+	if (!page_in_mem_map(m, dst) || iom_PageLocked(dst) ||
+	    page_mapping_raw(dst) || iom_page_ref_count(dst) != 1) {
+		iom_warn(m, "migrate_pages: get_new_page gave an unusable page");
+		migrate_page_undo_dst(m, dst, false, put_new_page, private);
+		list_move_tail(&src->lru, ret);
+		return -EINVAL;
+	}
+	dst->private = 0;
+
+	if (!iom_trylock_page(src)) {
+		/*
+		 * A batch holds other pages' locks: only a batch of one (the
+		 * synchronous retry) may sleep on this one.
+		 */
+		if (mode == IOM_MIGRATE_ASYNC)
+			goto out;
+		iom_lock_page(src);
+	}
+
+	if (iom_PageWriteback(src)) {
+		/* Only a full synchronous migration waits for writeback. */
 		if (mode != IOM_MIGRATE_SYNC) {
 			rc = -EBUSY;
 			goto out_unlock;
 		}
-		if (!force)
-			goto out_unlock;
-		while (iom_PageWriteback(page))
+		while (iom_PageWriteback(src))
 			sched_yield();
 	}
 
@@ -311,16 +428,15 @@ static int __unmap_and_move(struct iom_machine *m, struct iom_page *page,
 	 * try_to_migrate() to remove_migration_ptes(): munmap may meanwhile
 	 * drop the last VMA that linked it.
 	 */
-	if (iom_PageAnon(page))
-		anon_vma = page_get_anon_vma(page);
+	if (iom_PageAnon(src))
+		anon_vma = page_get_anon_vma(src);
 
 	/* A fresh page nobody else knows: the trylock cannot fail. */
-	if (!iom_trylock_page(newpage)) {
-		rc = -EAGAIN;
+	if (!iom_trylock_page(dst))
 		goto out_unlock;
-	}
+	dst_locked = true;
 
-	if (!page_mapping_raw(page)) {
+	if (!page_mapping_raw(src)) {
 		/*
 		 * Truncated from its page cache while isolated: nothing to
 		 * migrate. The next pass finds only the isolation reference
@@ -328,95 +444,264 @@ static int __unmap_and_move(struct iom_machine *m, struct iom_page *page,
 		 */
 		goto out_unlock_both;
 	}
-	if (iom_page_mapped(page)) {
-		if (iom_PageAnon(page) && !anon_vma) {
+	if (iom_page_mapped(src)) {
+		if (iom_PageAnon(src) && !anon_vma) {
 			/* mapped but its anon_vma is going away: retry */
 			goto out_unlock_both;
 		}
-		iom_try_to_migrate(m, page);
+		try_to_migrate(m, src, mode == IOM_MIGRATE_ASYNC ? TTU_BATCH_FLUSH : 0);
 		page_was_mapped = true;
 	}
 
-	if (!iom_page_mapped(page))
-		rc = move_to_new_page(m, newpage, page, mode);
+	if (!iom_page_mapped(src)) {
+		__migrate_page_record(dst, page_was_mapped, anon_vma);
+		*dstp = dst;
+		return MIGRATEPAGE_UNMAP;
+	}
 
 	if (page_was_mapped)
-		iom_remove_migration_ptes(m, page, rc == 0 ? newpage : page);
+		iom_remove_migration_ptes(m, src, src);
 
 out_unlock_both:
-	iom_unlock_page(newpage);
+	iom_unlock_page(dst);
+	dst_locked = false;
 out_unlock:
 	if (anon_vma)
 		put_anon_vma(anon_vma);
-	iom_unlock_page(page);
-
-	if (rc == 0) {
-		/*
-		 * putback_lru_page(): the new page joins the LRU its flags
-		 * (swapbacked, active) name, and the allocation's reference
-		 * goes: the page cache and the PTEs hold the others.
-		 */
-		iom_putback_lru_page(m, newpage);
-	}
+	iom_unlock_page(src);
+out:
+	if (rc != -EAGAIN)
+		list_move_tail(&src->lru, ret);
+	migrate_page_undo_dst(m, dst, dst_locked, put_new_page, private);
 	return rc;
 }
 
 /*
- * unmap_and_move(): migrate one isolated page. On success the old page is
- * off @from and freed; on -EAGAIN it stays on @from for another pass; on
- * another failure it moves to @ret.
+ * migrate_folio_move(): both pages locked, @src unmapped: move the mapping
+ * and the content, remap to @dst. Return: MIGRATEPAGE_SUCCESS (@src freed,
+ * @dst on the LRU), -EAGAIN (nothing changed: both still locked, @src
+ * still unmapped, for another pass or the undo), or another -errno (@src
+ * restored and moved to @ret, @dst given back).
  */
-static int unmap_and_move(struct iom_machine *m, iom_new_page_t get_new_page,
-			  iom_free_page_t put_new_page, unsigned long private,
-			  struct iom_page *page, bool force,
-			  enum iom_migrate_mode mode, int reason,
-			  struct iom_list_head *ret)
+static int migrate_page_move(struct iom_machine *m, iom_free_page_t put_new_page,
+			     unsigned long private, struct iom_page *src,
+			     struct iom_page *dst, enum iom_migrate_mode mode,
+			     int reason, struct iom_list_head *ret)
 {
-	struct iom_page *newpage = NULL;
-	int rc = 0;
+	struct anon_vma *anon_vma;
+	bool page_was_mapped;
+	int rc;
 
-	if (iom_page_ref_count(page) == 1) {
-		/* Page was freed from under us (unmapped, truncated). */
-		iom_ClearPageActive(page);
-		goto out;
+	__migrate_page_extract(dst, &page_was_mapped, &anon_vma);
+	rc = move_to_new_page(m, dst, src, mode);
+	if (rc) {
+		__migrate_page_record(dst, page_was_mapped, anon_vma);
+		if (rc == -EAGAIN)
+			return rc;
+		list_del(&dst->lru);
+		migrate_page_undo_src(m, src, page_was_mapped, anon_vma, true, ret);
+		migrate_page_undo_dst(m, dst, true, put_new_page, private);
+		return rc;
 	}
 
-	newpage = get_new_page(page, private);
-	if (!newpage)
-		return -ENOMEM;
-	if (!page_in_mem_map(m, newpage) || iom_PageLocked(newpage) ||
-	    page_mapping_raw(newpage)) {
-		iom_warn(m, "migrate_pages: get_new_page gave an unusable page");
-		if (put_new_page)
-			put_new_page(newpage, private);
-		else
-			iom_put_page(m, newpage);
-		return -EINVAL;
+	if (page_was_mapped)
+		iom_remove_migration_ptes(m, src, dst);
+	list_del(&dst->lru);
+	iom_unlock_page(dst);
+	/*
+	 * putback_lru_page(): the new page joins the LRU its flags
+	 * (swapbacked, active) name, and the allocation's reference goes:
+	 * the page cache and the PTEs hold the others.
+	 */
+	iom_putback_lru_page(m, dst);
+	if (anon_vma)
+		put_anon_vma(anon_vma);
+	iom_unlock_page(src);
+	/*
+	 * The old page: only the isolation reference is left (plus a
+	 * sleeper's on a migration entry, which frees it later).
+	 */
+	list_del(&src->lru);
+	migrate_page_done(m, src, reason);
+	return MIGRATEPAGE_SUCCESS;
+}
+
+/* The kernel's limits (mm/migrate.c since 6.4). */
+#define NR_MAX_BATCHED_MIGRATION	512
+#define NR_MAX_MIGRATE_PAGES_RETRY	10
+#define NR_MAX_MIGRATE_ASYNC_RETRY	3
+#define NR_MAX_MIGRATE_SYNC_RETRY \
+	(NR_MAX_MIGRATE_PAGES_RETRY - NR_MAX_MIGRATE_ASYNC_RETRY)
+
+/*
+ * cond_resched() of the batch loops. A userspace thread cannot know
+ * need_resched(); the first pass never yields (that would cost a system
+ * call a page), a retry pass does: the page is then held by another
+ * thread, which may be waiting for a cpu on this 2-core host.
+ */
+static inline void cond_resched_retry(int pass)
+{
+	if (pass)
+		sched_yield();
+}
+
+struct migrate_pages_stats {
+	unsigned int nr_succeeded;
+	unsigned int nr_failed;
+};
+
+/*
+ * migrate_pages_batch(): the 6.3 batch. Unmap every page of @from (up to
+ * @nr_pass passes for -EAGAIN), issue the one deferred TLB flush, then move
+ * and remap every unmapped page (again up to @nr_pass passes), and undo
+ * what could not be moved. Pages that failed for good go to @ret; pages
+ * still -EAGAIN stay on @from. Return: the pages not migrated, or -ENOMEM
+ * (targets ran out: the pages not tried stay on @from).
+ */
+static int migrate_pages_batch(struct iom_machine *m, struct iom_list_head *from,
+			       iom_new_page_t get_new_page,
+			       iom_free_page_t put_new_page,
+			       unsigned long private, enum iom_migrate_mode mode,
+			       int reason, struct iom_list_head *ret,
+			       struct migrate_pages_stats *stats, int nr_pass)
+{
+	struct iom_list_head unmap_pages, dst_pages;
+	struct iom_list_head *pos, *n, *dpos, *dn;
+	int retry = 1, nr_failed = 0, pass, rc, rc_saved = 0;
+
+	INIT_LIST_HEAD(&unmap_pages);
+	INIT_LIST_HEAD(&dst_pages);
+
+	for (pass = 0; pass < nr_pass && retry; pass++) {
+		retry = 0;
+		for (pos = from->next, n = pos->next; pos != from;
+		     pos = n, n = pos->next) {
+			struct iom_page *page = list_entry(pos, struct iom_page, lru);
+			struct iom_page *dst;
+
+			cond_resched_retry(pass);
+			rc = migrate_page_unmap(m, get_new_page, put_new_page,
+						private, page, &dst, mode,
+						reason, ret);
+			switch (rc) {
+			case -ENOMEM:
+				/*
+				 * Out of targets: move what is unmapped, leave
+				 * the rest on @from.
+				 */
+				nr_failed++;
+				rc_saved = rc;
+				if (list_empty(&unmap_pages))
+					goto out;
+				goto move;
+			case -EAGAIN:
+				retry++;
+				break;
+			case MIGRATEPAGE_SUCCESS:
+				stats->nr_succeeded++;
+				break;
+			case MIGRATEPAGE_UNMAP:
+				list_move_tail(&page->lru, &unmap_pages);
+				list_add_tail(&dst->lru, &dst_pages);
+				break;
+			default:
+				nr_failed++;
+				break;
+			}
+		}
 	}
+	nr_failed += retry;
+move:
+	/* One flush for every PTE the batch cleared. */
+	try_to_unmap_flush();
 
-	rc = __unmap_and_move(m, page, newpage, force, mode);
+	retry = 1;
+	for (pass = 0; pass < nr_pass && retry; pass++) {
+		retry = 0;
+		dpos = dst_pages.next;
+		for (pos = unmap_pages.next, n = pos->next; pos != &unmap_pages;
+		     pos = n, n = pos->next, dpos = dn) {
+			struct iom_page *page = list_entry(pos, struct iom_page, lru);
+			struct iom_page *dst = list_entry(dpos, struct iom_page, lru);
 
+			dn = dpos->next;
+			cond_resched_retry(pass);
+			rc = migrate_page_move(m, put_new_page, private, page,
+					       dst, mode, reason, ret);
+			switch (rc) {
+			case -EAGAIN:
+				retry++;
+				break;
+			case MIGRATEPAGE_SUCCESS:
+				stats->nr_succeeded++;
+				break;
+			default:
+				nr_failed++;
+				break;
+			}
+		}
+	}
+	nr_failed += retry;
+
+	/* Cleanup: what is still unmapped failed; restore it. */
+	dpos = dst_pages.next;
+	for (pos = unmap_pages.next, n = pos->next; pos != &unmap_pages;
+	     pos = n, n = pos->next, dpos = dn) {
+		struct iom_page *page = list_entry(pos, struct iom_page, lru);
+		struct iom_page *dst = list_entry(dpos, struct iom_page, lru);
+		struct anon_vma *anon_vma;
+		bool page_was_mapped;
+
+		dn = dpos->next;
+		__migrate_page_extract(dst, &page_was_mapped, &anon_vma);
+		migrate_page_undo_src(m, page, page_was_mapped, anon_vma, true, ret);
+		list_del(&dst->lru);
+		migrate_page_undo_dst(m, dst, true, put_new_page, private);
+	}
 out:
-	if (rc != -EAGAIN)
-		list_del(&page->lru);
+	stats->nr_failed += (unsigned int)nr_failed;
+	return rc_saved ? rc_saved : nr_failed;
+}
 
-	if (rc == 0) {
-		/*
-		 * The old page: only the isolation reference is left (plus a
-		 * sleeper's on a migration entry, which frees it later).
-		 * MR_MEMORY_FAILURE keeps it, as the kernel does.
-		 */
-		if (reason != IOM_MR_MEMORY_FAILURE)
-			iom_put_page(m, page);
-	} else {
-		if (rc != -EAGAIN)
-			list_add_tail(&page->lru, ret);
-		if (put_new_page)
-			put_new_page(newpage, private);
-		else
-			iom_put_page(m, newpage);
+/*
+ * migrate_pages_sync(): a batch in ASYNC mode first (trylocks, one TLB
+ * flush), then each page that failed, alone, in @mode: a batch of one
+ * may sleep on its page lock without holding others' locks.
+ */
+static int migrate_pages_sync(struct iom_machine *m, struct iom_list_head *from,
+			      iom_new_page_t get_new_page,
+			      iom_free_page_t put_new_page,
+			      unsigned long private, enum iom_migrate_mode mode,
+			      int reason, struct iom_list_head *ret,
+			      struct migrate_pages_stats *stats)
+{
+	struct migrate_pages_stats astats = { 0 };
+	struct iom_list_head pages;
+	int rc, nr_failed = 0;
+
+	INIT_LIST_HEAD(&pages);
+	rc = migrate_pages_batch(m, from, get_new_page, put_new_page, private,
+				 IOM_MIGRATE_ASYNC, reason, &pages, &astats,
+				 NR_MAX_MIGRATE_ASYNC_RETRY);
+	stats->nr_succeeded += astats.nr_succeeded;
+	if (rc == -ENOMEM) {
+		list_splice_tail_init(&pages, ret);
+		stats->nr_failed += astats.nr_failed;
+		return rc;
 	}
-	return rc;
+	/* Retry every failure one at a time in @mode. */
+	list_splice_tail_init(&pages, from);
+	while (!list_empty(from)) {
+		list_move(from->next, &pages);
+		rc = migrate_pages_batch(m, &pages, get_new_page, put_new_page,
+					 private, mode, reason, ret, stats,
+					 NR_MAX_MIGRATE_SYNC_RETRY);
+		list_splice_tail_init(&pages, ret);
+		if (rc < 0)
+			return rc;
+		nr_failed += rc;
+	}
+	return nr_failed;
 }
 
 int iom_migrate_pages(struct iom_machine *m, struct iom_list_head *from,
@@ -424,9 +709,9 @@ int iom_migrate_pages(struct iom_machine *m, struct iom_list_head *from,
 		      unsigned long private, enum iom_migrate_mode mode,
 		      int reason, unsigned int *nr_succeededp)
 {
-	struct iom_list_head ret_pages;
-	unsigned int nr_succeeded = 0;
-	int nr_failed = 0, retry = 1, pass, rc;
+	struct migrate_pages_stats stats = { 0 };
+	struct iom_list_head ret_pages, batch;
+	int nr_failed = 0, rc = 0;
 
 	if (nr_succeededp)
 		*nr_succeededp = 0;
@@ -435,45 +720,47 @@ int iom_migrate_pages(struct iom_machine *m, struct iom_list_head *from,
 	    reason < 0 || reason >= IOM_MR_TYPES)
 		return -EINVAL;
 	INIT_LIST_HEAD(&ret_pages);
+	INIT_LIST_HEAD(&batch);
 
-	for (pass = 0; pass < 10 && retry; pass++) {
-		struct iom_list_head *pos, *n;
+	while (!list_empty(from)) {
+		struct iom_list_head *pos = from->next;
+		unsigned int nr = 0;
 
-		retry = 0;
-		for (pos = from->next, n = pos->next; pos != from;
-		     pos = n, n = pos->next) {
-			struct iom_page *page = list_entry(pos, struct iom_page, lru);
-
-			rc = unmap_and_move(m, get_new_page, put_new_page, private,
-					    page, pass > 2, mode, reason, &ret_pages);
-			switch (rc) {
-			case -ENOMEM:
-				/* the remaining pages stay on @from */
-				nr_failed++;
-				goto out;
-			case -EAGAIN:
-				retry++;
-				break;
-			case 0:
-				nr_succeeded++;
-				break;
-			default:
-				/* -EBUSY, -EINVAL...: the page is on ret_pages */
-				nr_failed++;
-				break;
-			}
+		/* Up to NR_MAX_BATCHED_MIGRATION pages a batch. */
+		while (pos != from && nr < NR_MAX_BATCHED_MIGRATION) {
+			pos = pos->next;
+			nr++;
 		}
+		list_cut_before(&batch, from, pos);
+		if (mode == IOM_MIGRATE_ASYNC)
+			rc = migrate_pages_batch(m, &batch, get_new_page,
+						 put_new_page, private, mode,
+						 reason, &ret_pages, &stats,
+						 NR_MAX_MIGRATE_PAGES_RETRY);
+		else
+			rc = migrate_pages_sync(m, &batch, get_new_page,
+						put_new_page, private, mode,
+						reason, &ret_pages, &stats);
+		/* Pages still -EAGAIN after every pass failed too. */
+		list_splice_tail_init(&batch, &ret_pages);
+		if (rc < 0) {
+			/* -ENOMEM: the batch's untried pages and the rest */
+			nr_failed = -ENOMEM;
+			break;
+		}
+		nr_failed += rc;
 	}
-	nr_failed += retry;
 	rc = nr_failed;
-out:
-	if (nr_succeeded)
-		count_vm_events(m, IOM_PGMIGRATE_SUCCESS, nr_succeeded);
-	if (nr_failed)
-		count_vm_events(m, IOM_PGMIGRATE_FAIL, (unsigned long)nr_failed);
+	if (stats.nr_succeeded)
+		count_vm_events(m, IOM_PGMIGRATE_SUCCESS, stats.nr_succeeded);
+	if (stats.nr_failed)
+		count_vm_events(m, IOM_PGMIGRATE_FAIL, stats.nr_failed);
 	list_splice_init(&ret_pages, from);
+	/* Nothing left on @from: every page migrated (or was freed). */
+	if (list_empty(from))
+		rc = 0;
 	if (nr_succeededp)
-		*nr_succeededp = nr_succeeded;
+		*nr_succeededp = stats.nr_succeeded;
 	return rc;
 }
 
@@ -501,4 +788,186 @@ void iom_putback_movable_pages(struct iom_machine *m, struct iom_list_head *l)
 			iom_putback_lru_page(m, page);
 		}
 	}
+}
+
+/* ---- move_pages(2) ------------------------------------------------------ */
+
+static bool node_has_memory(struct iom_machine *m, int nid)
+{
+	int zt;
+
+	if (nid < 0 || (unsigned int)nid >= m->nr_nodes ||
+	    nid >= IOM_MAX_NUMNODES || !m->node_data[nid])
+		return false;
+	for (zt = 0; zt < IOM_MAX_NR_ZONES; zt++)
+		if (m->node_data[nid]->node_zones[zt].managed_pages)
+			return true;
+	return false;
+}
+
+/*
+ * add_page_for_migration(): isolate the page at @addr for a move to @node.
+ * Return: 1 queued on @pagelist; 0 already on @node; -EFAULT no VMA;
+ * -ENOENT nothing mapped (or a migration entry); -EACCES mapped by more
+ * than one process without MPOL_MF_MOVE_ALL; -EBUSY not on an LRU.
+ */
+static int add_page_for_migration(struct iom_mm *mm, uint64_t addr, int node,
+				  struct iom_list_head *pagelist,
+				  bool migrate_all)
+{
+	struct iom_machine *m = mm->m;
+	struct iom_page *page;
+	int err;
+
+	err = iom_follow_page(mm, addr, &page);
+	if (err == -EAGAIN)
+		err = -ENOENT;		/* follow_page() without FOLL_MIGRATION */
+	if (err)
+		return err;
+	err = 0;
+	if (page_pgdat(m, page)->node_id == node)
+		goto out_putpage;
+	err = -EACCES;
+	if (iom_page_mapcount(page) > 1 && !migrate_all)
+		goto out_putpage;
+	err = iom_isolate_lru_page(m, page);
+	if (err)
+		goto out_putpage;
+	err = 1;
+	list_add_tail(&page->lru, pagelist);
+out_putpage:
+	iom_put_page(m, page);
+	return err;
+}
+
+/* do_move_pages_to_node(): migrate_pages() onto @node, putting back failures. */
+static int do_move_pages_to_node(struct iom_mm *mm, struct iom_list_head *pagelist,
+				 int node)
+{
+	struct migration_target_control mtc = {
+		.m = mm->m,
+		.nid = node,
+		.gfp_mask = IOM_GFP_HIGHUSER_MOVABLE | IOM___GFP_THISNODE,
+	};
+	int err;
+
+	err = iom_migrate_pages(mm->m, pagelist, alloc_migration_target, NULL,
+				(unsigned long)&mtc, IOM_MIGRATE_SYNC,
+				IOM_MR_SYSCALL, NULL);
+	if (err)
+		iom_putback_movable_pages(mm->m, pagelist);
+	return err;
+}
+
+static void store_status(int *status, unsigned long start, int value,
+			 unsigned long nr)
+{
+	while (nr--)
+		status[start++] = value;
+}
+
+/*
+ * move_pages_and_store_status(): migrate what is queued for @node; on
+ * success the pages [@start, @i) are on @node. Return: 0, the pages not
+ * migrated plus those not yet tried, or -errno.
+ */
+static int move_pages_and_store_status(struct iom_mm *mm, int node,
+				       struct iom_list_head *pagelist,
+				       int *status, unsigned long start,
+				       unsigned long i, unsigned long nr_pages)
+{
+	int err;
+
+	if (list_empty(pagelist))
+		return 0;
+	err = do_move_pages_to_node(mm, pagelist, node);
+	if (err) {
+		if (err > 0)
+			err += (int)(nr_pages - i - 1);
+		return err;
+	}
+	store_status(status, start, node, i - start);
+	return 0;
+}
+
+/* do_pages_stat(): where each page is. */
+static void do_pages_stat(struct iom_mm *mm, unsigned long nr_pages,
+			  const uint64_t *pages, int *status)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr_pages; i++) {
+		struct iom_page *page;
+		int err = iom_follow_page(mm, pages[i], &page);
+
+		if (err == -EAGAIN)
+			err = -ENOENT;
+		if (!err) {
+			err = page_pgdat(mm->m, page)->node_id;
+			iom_put_page(mm->m, page);
+		}
+		status[i] = err;
+	}
+}
+
+long iom_move_pages(struct iom_mm *mm, unsigned long nr_pages,
+		    const uint64_t *pages, const int *nodes, int *status,
+		    int flags)
+{
+	struct iom_list_head pagelist;
+	int current_node = -1, err = 0, err1;
+	unsigned long i, start = 0;
+
+	if (!mm || (nr_pages && (!pages || !status)) ||
+	    (flags & ~(IOM_MPOL_MF_MOVE | IOM_MPOL_MF_MOVE_ALL)))
+		return -EINVAL;
+	if (nr_pages > INT32_MAX)
+		return -E2BIG;
+	if (!nodes) {
+		do_pages_stat(mm, nr_pages, pages, status);
+		return 0;
+	}
+	INIT_LIST_HEAD(&pagelist);
+
+	for (i = 0; i < nr_pages; i++) {
+		int node = nodes[i];
+
+		err = -ENODEV;
+		if (!node_has_memory(mm->m, node))
+			goto out_flush;
+		if (current_node < 0) {
+			current_node = node;
+			start = i;
+		} else if (node != current_node) {
+			err = move_pages_and_store_status(mm, current_node, &pagelist,
+							  status, start, i, nr_pages);
+			if (err)
+				goto out;
+			start = i;
+			current_node = node;
+		}
+		err = add_page_for_migration(mm, pages[i], current_node, &pagelist,
+					     flags & IOM_MPOL_MF_MOVE_ALL);
+		if (err > 0)
+			continue;	/* queued */
+		/* Already on the node (0) or an error: record it, and move
+		 * the queued pages now so that status ranges stay simple. */
+		status[i] = err ? err : current_node;
+		err = move_pages_and_store_status(mm, current_node, &pagelist,
+						  status, start, i, nr_pages);
+		if (err) {
+			if (err > 0)
+				err--;	/* page i is accounted for */
+			goto out;
+		}
+		current_node = -1;
+	}
+	err = 0;
+out_flush:
+	err1 = move_pages_and_store_status(mm, current_node, &pagelist, status,
+					   start, i, nr_pages);
+	if (err >= 0)
+		err = err1;
+out:
+	return err;
 }

@@ -444,6 +444,15 @@ void mm_populate(struct iom_mm *mm, uint64_t start, uint64_t end, bool write);
  * or NULL. vma_lookup(): the VMA containing @addr, or NULL.
  * Context: mmap_lock held.
  */
+/* rmap.c: try_to_migrate() with the kernel's TTU flags. */
+enum ttu_flags {
+	TTU_BATCH_FLUSH = 0x40,	/* batch TLB flushes where possible */
+};
+bool try_to_migrate(struct iom_machine *m, struct iom_page *page,
+		    enum ttu_flags flags);
+/* The one flush owed for the PTEs cleared with TTU_BATCH_FLUSH. */
+void try_to_unmap_flush(void);
+
 struct vm_area_struct *find_vma(struct iom_mm *mm, uint64_t addr);
 struct vm_area_struct *vma_lookup(struct iom_mm *mm, uint64_t addr);
 /* vma_lock_rmap()/vma_unlock_rmap(): the VMA's i_mmap_rwsem and anon_vma

@@ -471,9 +471,41 @@ unsigned long iom_rmap_walk(struct iom_machine *m, struct iom_page *page,
  * and page reference go with it (a migration entry holds neither, as in
  * the kernel); a dirty PTE dirties the page.
  */
+/* ---- deferred TLB flushes (the kernel's current->tlb_ubc) -------------- */
+
+/*
+ * CPU TLBs are not modelled: a CPU access always walks the page table. What
+ * is modelled is how many flushes migration issues: one per PTE
+ * (ptep_clear_flush(), counted as nr_tlb_local_flush_one), or, with
+ * TTU_BATCH_FLUSH, one for a whole batch of unmapped pages
+ * (try_to_unmap_flush() -> arch_tlbbatch_flush(), counted as
+ * nr_tlb_remote_flush), which is what the 6.3 migration batching saves.
+ */
+struct tlbflush_unmap_batch {
+	struct iom_machine *m;
+	bool flush_required;
+};
+
+static __thread struct tlbflush_unmap_batch tlb_ubc;
+
+static void set_tlb_ubc_flush_pending(struct iom_mm *mm)
+{
+	tlb_ubc.m = mm->m;
+	tlb_ubc.flush_required = true;
+}
+
+void try_to_unmap_flush(void)
+{
+	if (!tlb_ubc.flush_required)
+		return;
+	count_vm_event(tlb_ubc.m, IOM_NR_TLB_REMOTE_FLUSH);
+	tlb_ubc.flush_required = false;
+	tlb_ubc.m = NULL;
+}
+
 static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 		      uint64_t addr, enum iom_mmu_notifier_event event,
-		      bool migration_entry)
+		      bool migration_entry, enum ttu_flags flags)
 {
 	struct iom_mm *mm = vma->vm_mm;
 	struct iom_mmu_notifier_range range;
@@ -492,6 +524,11 @@ static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 			pte_clear(ptep);
 		page_remove_rmap(page, vma);
 		atomic_fetch_sub(iom_PageAnon(page) ? &mm->rss_anon : &mm->rss_file, 1);
+		/* ptep_get_and_clear() + deferred flush, or ptep_clear_flush() */
+		if (flags & TTU_BATCH_FLUSH)
+			set_tlb_ubc_flush_pending(mm);
+		else
+			count_vm_event(mm->m, IOM_NR_TLB_LOCAL_FLUSH_ONE);
 	}
 	ptl_unlock(mm);
 	mmu_notifier_invalidate_range_end(&range);
@@ -507,7 +544,7 @@ static bool try_to_unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 			     uint64_t addr, void *arg)
 {
 	(void)arg;
-	return unmap_one(page, vma, addr, IOM_MMU_NOTIFY_CLEAR, false);
+	return unmap_one(page, vma, addr, IOM_MMU_NOTIFY_CLEAR, false, 0);
 }
 
 /**
@@ -537,8 +574,9 @@ bool iom_try_to_unmap(struct iom_machine *m, struct iom_page *page)
 static bool try_to_migrate_one(struct iom_page *page, struct vm_area_struct *vma,
 			       uint64_t addr, void *arg)
 {
-	(void)arg;
-	return unmap_one(page, vma, addr, IOM_MMU_NOTIFY_MIGRATE, true);
+	enum ttu_flags flags = (enum ttu_flags)(uintptr_t)arg;
+
+	return unmap_one(page, vma, addr, IOM_MMU_NOTIFY_MIGRATE, true, flags);
 }
 
 /**
@@ -555,9 +593,13 @@ static bool try_to_migrate_one(struct iom_page *page, struct vm_area_struct *vma
  * knows the mappings cannot go away meanwhile.
  * Return: true if no present PTE maps the page now.
  */
-bool iom_try_to_migrate(struct iom_machine *m, struct iom_page *page)
+bool try_to_migrate(struct iom_machine *m, struct iom_page *page,
+		    enum ttu_flags flags)
 {
-	struct rmap_walk_control rwc = { .rmap_one = try_to_migrate_one };
+	struct rmap_walk_control rwc = {
+		.arg = (void *)(uintptr_t)flags,
+		.rmap_one = try_to_migrate_one,
+	};
 
 	if (!m || !page || !page_in_mem_map(m, page))
 		return false;
@@ -570,6 +612,11 @@ bool iom_try_to_migrate(struct iom_machine *m, struct iom_page *page)
 	}
 	rmap_walk_pinned(page, &rwc);
 	return !iom_page_mapped(page);
+}
+
+bool iom_try_to_migrate(struct iom_machine *m, struct iom_page *page)
+{
+	return try_to_migrate(m, page, 0);
 }
 
 struct remove_migration_arg {

@@ -53,6 +53,8 @@ static const char *const vm_event_names[] = {
 	"cma_alloc_fail",
 	"nr_foll_pin_acquired",
 	"nr_foll_pin_released",
+	"nr_tlb_remote_flush",
+	"nr_tlb_local_flush_one",
 };
 
 _Static_assert(sizeof(vm_event_names) / sizeof(vm_event_names[0]) ==

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <iommig/compaction.h>
+#include <iommig/migrate.h>
+
 #include "mm_util.h"
 
 #define PG IOM_PAGE_SIZE
@@ -316,7 +319,12 @@ static void extra_reference_fails_then_succeeds(void **state)
 					   IOM_MIGRATE_SYNC, IOM_MR_SYSCALL, &nr_ok), 2);
 	assert_int_equal(nr_ok, 0);
 	assert_int_equal(iom_vm_event_count(m, IOM_PGMIGRATE_FAIL), fail0 + 2);
-	assert_int_equal(atomic_load(&nr_put_new), 20);	/* 10 passes x 2 pages */
+	/*
+	 * One target a page in the ASYNC batch (3 move passes), one in the
+	 * SYNC retry of each page alone (7 passes): the move phase keeps its
+	 * target across passes, as the kernel's migrate_pages_batch().
+	 */
+	assert_int_equal(atomic_load(&nr_put_new), 4);
 	assert_ptr_equal(list.next, &anon->lru);
 	assert_ptr_equal(list.prev, &file->lru);
 	assert_int_equal(test_nr_free(m), free_before);
@@ -714,6 +722,7 @@ static void *cc_reader_thread(void *arg)
 
 struct cc_stats {
 	unsigned long moved, failed, lost;
+	unsigned long numa_rounds, compacted;
 	unsigned long retried;	/* targets given back: -EAGAIN passes */
 };
 
@@ -740,6 +749,36 @@ static int cc_migrate_all(struct iom_machine *m, struct iom_mm *mm,
 			       IOM_MIGRATE_SYNC, IOM_MR_NUMA_MISPLACED, moved);
 	iom_putback_movable_pages(m, &list);
 	return rc;
+}
+
+/*
+ * The same through move_pages(2): every page to @target in one call.
+ * Returns the pages that should have moved and did not (a failure makes
+ * move_pages() stop and count the pages after it as not migrated).
+ */
+static int cc_move_pages(struct iom_mm *mm, const uint64_t *addr, int target,
+			 unsigned int *moved)
+{
+	int nodes[CC_PAGES], status[CC_PAGES], before[CC_PAGES], failed = 0;
+	long rc;
+
+	for (int p = 0; p < CC_PAGES; p++)
+		nodes[p] = target;
+	if (iom_move_pages(mm, CC_PAGES, addr, NULL, before, 0))
+		return -1;
+	rc = iom_move_pages(mm, CC_PAGES, addr, nodes, status, 0);
+	if (rc < 0 || iom_move_pages(mm, CC_PAGES, addr, NULL, status, 0))
+		return -1;
+	*moved = 0;
+	for (int p = 0; p < CC_PAGES; p++) {
+		if (before[p] == target)
+			continue;
+		if (status[p] == target)
+			(*moved)++;
+		else
+			failed++;
+	}
+	return rc > 0 && failed == 0 ? -1 : failed;
 }
 
 static struct cc_stats migration_stress(bool skip_copy)
@@ -789,11 +828,29 @@ static struct cc_stats migration_stress(bool skip_copy)
 	while (atomic_load(&rd.reads) < CC_FILE)
 		sched_yield();
 	atomic_store(&nr_put_new, 0);
-	for (int r = 0; r < CC_ROUNDS; r++) {
-		rc = cc_migrate_all(m, mm, addr, (r + 1) & 1, &moved);
+	/*
+	 * Rounds: to the other node by iom_migrate_pages() (MR_NUMA_MISPLACED),
+	 * back by iom_move_pages() (MR_SYSCALL), then compaction of both
+	 * nodes (MR_COMPACTION), which moves the pages within their node.
+	 */
+	for (int r = 0, target = 1; r < CC_ROUNDS; r++) {
+		if (r % 3 == 2) {
+			unsigned long ok0 = iom_vm_event_count(m, IOM_PGMIGRATE_SUCCESS);
+
+			assert_int_equal(iom_compact_node(m, 0), 0);
+			assert_int_equal(iom_compact_node(m, 1), 0);
+			st.compacted += iom_vm_event_count(m, IOM_PGMIGRATE_SUCCESS) - ok0;
+			continue;
+		}
+		if (r % 3 == 0)
+			rc = cc_migrate_all(m, mm, addr, target, &moved);
+		else
+			rc = cc_move_pages(mm, addr, target, &moved);
 		assert_true(rc >= 0);
+		st.numa_rounds++;
 		st.moved += moved;
 		st.failed += (unsigned long)rc;
+		target ^= 1;
 	}
 	st.retried = (unsigned long)atomic_load(&nr_put_new);
 	atomic_store(&stop, true);
@@ -828,8 +885,9 @@ static struct cc_stats migration_stress(bool skip_copy)
 		iom_put_page(m, page);
 	}
 	if (getenv("MIG_STATS"))
-		print_message("moved %lu failed %lu retried %lu lost %lu waits %lu\n",
-			      st.moved, st.failed, st.retried, st.lost,
+		print_message("moved %lu failed %lu (pgmigrate_fail %lu) compacted %lu retried %lu lost %lu waits %lu\n",
+			      st.moved, st.failed, iom_vm_event_count(m, IOM_PGMIGRATE_FAIL),
+			      st.compacted, st.retried, st.lost,
 			      atomic_load(&mm->migration_waits));
 	iom_mm_destroy(mm);
 	assert_int_equal(iom_inode_destroy(inode), 0);
@@ -856,8 +914,10 @@ static void migration_under_concurrent_writes_loses_nothing(void **state)
 	 * A page that failed a round stays where it was and is skipped by the
 	 * next round, which targets that node.
 	 */
-	assert_true(st.moved + st.failed <= (unsigned long)CC_ROUNDS * CC_PAGES);
-	assert_true(st.moved >= (unsigned long)CC_ROUNDS * CC_PAGES / 2);
+	assert_true(st.moved + st.failed <= st.numa_rounds * CC_PAGES);
+	assert_true(st.moved >= st.numa_rounds * CC_PAGES / 2);
+	/* compaction moved pages under the writers too */
+	assert_true(st.compacted > 0);
 	/*
 	 * Retries happen while another thread holds the page (a read(2)'s
 	 * speculative reference, the page lock): at most 10 passes per page,
@@ -865,7 +925,13 @@ static void migration_under_concurrent_writes_loses_nothing(void **state)
 	 * per final failure; final failures stay a small fraction.
 	 */
 	assert_true(st.retried <= 10 * (st.moved + st.failed));
-	assert_true(st.failed <= (unsigned long)CC_ROUNDS * CC_PAGES / 4);
+	/*
+	 * Most final failures are the file pages, which the reader thread
+	 * holds by read(2)'s speculative reference most of the time (on two
+	 * cpus it is often preempted while holding one); 10-30 % of tries
+	 * were measured, under ASan and TSan alike.
+	 */
+	assert_true(st.failed <= st.numa_rounds * CC_PAGES * 2 / 5);
 }
 
 /* ... and the check can fail: a migration that skips the copy is caught. */
