@@ -128,6 +128,41 @@ IOM_API void iom_migrate_page_copy(struct iom_machine *m,
 				   struct iom_page *newpage,
 				   struct iom_page *page);
 
+/*
+ * Non-LRU movable pages (include/linux/migrate.h: __SetPageMovable,
+ * isolate_movable_page; the pre-6.0 a_ops variant of movable_operations).
+ * A driver's page that is not on an LRU list (a balloon page, a zsmalloc
+ * page...) can still be migrated by compaction and CMA if its owner's
+ * address_space has ->isolate_page, ->migratepage and ->putback_page:
+ *   ->isolate_page(page, mode): the driver lets go of the page (it stops
+ *       using it); true if it may be migrated;
+ *   ->migratepage(mapping, newpage, page, mode): copy and take @newpage
+ *       instead (iom___SetPageMovable(newpage), iom___ClearPageMovable(page),
+ *       the driver's reference moves to @newpage); 0 or -EAGAIN;
+ *   ->putback_page(page): migration failed; the driver has it back.
+ * The driver calls these under the page lock, and iom___ClearPageMovable()
+ * before it frees a page.
+ */
+
+/** iom___SetPageMovable() - mark @page movable for @mapping. Return: 0, -EINVAL
+ * (an LRU or anonymous page, one with a mapping, or @mapping lacks an op). */
+IOM_API int iom___SetPageMovable(struct iom_page *page,
+				 struct iom_address_space *mapping);
+/** iom___ClearPageMovable() - the driver releases @page: no longer migratable. */
+IOM_API void iom___ClearPageMovable(struct iom_page *page);
+/** iom_PageMovable() - PageMovable(): movable and not released. */
+IOM_API bool iom_PageMovable(const struct iom_page *page);
+/**
+ * iom_isolate_movable_page() - isolate_movable_page(): take a non-LRU
+ * movable page for migration (a reference, PG_isolated) if its driver's
+ * ->isolate_page agrees; put it on a list for iom_migrate_pages().
+ * Context: any; does not sleep (trylocks the page).
+ * Return: 0; -EBUSY (free, not movable, locked, already isolated, or the
+ * driver refused); -EINVAL.
+ */
+IOM_API int iom_isolate_movable_page(struct iom_machine *m, struct iom_page *page,
+				     int mode);
+
 /* move_pages(2) flags (MPOL_MF_*, Linux values). */
 #define IOM_MPOL_MF_MOVE	(1 << 1)	/* pages mapped by this process only */
 #define IOM_MPOL_MF_MOVE_ALL	(1 << 2)	/* every page, even shared ones */

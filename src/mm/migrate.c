@@ -74,6 +74,85 @@ static struct iom_address_space *page_file_mapping(const struct iom_page *page)
 	return (struct iom_address_space *)mapping;
 }
 
+/* ---- non-LRU movable pages (__SetPageMovable, isolate_movable_page) ---- */
+
+/* __PageMovable(): marked movable, even if its driver released it since. */
+static bool __page_movable(const struct iom_page *page)
+{
+	return ((uintptr_t)page_mapping_raw(page) & PAGE_MAPPING_FLAGS) ==
+	       PAGE_MAPPING_MOVABLE;
+}
+
+/* The owner of a non-LRU movable page, or NULL (released or not one). */
+static struct iom_address_space *page_movable_mapping(const struct iom_page *page)
+{
+	uintptr_t mapping = (uintptr_t)page_mapping_raw(page);
+
+	if ((mapping & PAGE_MAPPING_FLAGS) != PAGE_MAPPING_MOVABLE)
+		return NULL;
+	return (struct iom_address_space *)(mapping & ~PAGE_MAPPING_FLAGS);
+}
+
+bool iom_PageMovable(const struct iom_page *page)
+{
+	return page && page_movable_mapping(page) != NULL;
+}
+
+int iom___SetPageMovable(struct iom_page *page, struct iom_address_space *mapping)
+{
+	if (!page || !mapping || ((uintptr_t)mapping & PAGE_MAPPING_FLAGS) ||
+	    !mapping->a_ops || !mapping->a_ops->isolate_page ||
+	    !mapping->a_ops->migratepage || !mapping->a_ops->putback_page)
+		return -EINVAL;
+	if (page_mapping_raw(page) || iom_PageLRU(page) || iom_PageAnon(page))
+		return -EINVAL;
+	set_page_mapping(page, (void *)((uintptr_t)mapping | PAGE_MAPPING_MOVABLE));
+	return 0;
+}
+
+void iom___ClearPageMovable(struct iom_page *page)
+{
+	if (!page || !__page_movable(page))
+		return;
+	/* Keep the flag: an isolator that raced sees a released page. */
+	set_page_mapping(page, (void *)PAGE_MAPPING_MOVABLE);
+}
+
+int iom_isolate_movable_page(struct iom_machine *m, struct iom_page *page,
+			     int mode)
+{
+	struct iom_address_space *mapping;
+
+	if (!m || !page || !page_in_mem_map(m, page))
+		return -EINVAL;
+	/*
+	 * The page may be freed under us at any time: take a reference only
+	 * if it is alive, and check it is movable under that reference.
+	 */
+	if (!iom_get_page_unless_zero(page))
+		return -EBUSY;
+	if (!__page_movable(page))
+		goto out_putpage;
+	/* The driver's page lock keeps the page from being released. */
+	if (!iom_trylock_page(page))
+		goto out_putpage;
+	mapping = page_movable_mapping(page);
+	if (!mapping || iom_PageIsolated(page))
+		goto out_no_isolated;
+	if (!mapping->a_ops->isolate_page(page, mode))
+		goto out_no_isolated;
+	/* Driver shouldn't use PG_isolated bit of page->flags */
+	iom_SetPageIsolated(page);
+	iom_unlock_page(page);
+	return 0;		/* the reference is the isolation's */
+
+out_no_isolated:
+	iom_unlock_page(page);
+out_putpage:
+	iom_put_page(m, page);
+	return -EBUSY;
+}
+
 /* expected_page_refs() (folio_expected_refs() in 6.3). */
 static int expected_page_refs(struct iom_address_space *mapping,
 			      struct iom_page *page)
@@ -274,6 +353,22 @@ static int move_to_new_page(struct iom_machine *m, struct iom_page *newpage,
 	IOM_BUG_ON(!iom_PageLocked(page));
 	IOM_BUG_ON(!iom_PageLocked(newpage));
 
+	if (__page_movable(page)) {
+		/*
+		 * A non-LRU movable page: its driver migrates it (and marks
+		 * @newpage movable). Released by the driver since isolation:
+		 * nothing to migrate, and that is a success.
+		 */
+		IOM_BUG_ON(!iom_PageIsolated(page));
+		mapping = page_movable_mapping(page);
+		if (!mapping)
+			rc = 0;
+		else
+			rc = mapping->a_ops->migratepage(mapping, newpage, page, mode);
+		if (rc == 0)
+			iom_ClearPageIsolated(page);
+		return rc;
+	}
 	if (!mapping) {
 		rc = iom_migrate_page_move_mapping(NULL, newpage, page, 0);
 		if (rc == 0)
@@ -386,6 +481,7 @@ static int migrate_page_unmap(struct iom_machine *m, iom_new_page_t get_new_page
 	if (iom_page_ref_count(src) == 1) {
 		/* Page was freed from under us (unmapped, truncated). */
 		iom_ClearPageActive(src);
+		iom_ClearPageIsolated(src);
 		list_del(&src->lru);
 		migrate_page_done(m, src, reason);
 		return MIGRATEPAGE_SUCCESS;
@@ -436,6 +532,12 @@ static int migrate_page_unmap(struct iom_machine *m, iom_new_page_t get_new_page
 		goto out_unlock;
 	dst_locked = true;
 
+	if (__page_movable(src)) {
+		/* non-LRU movable: never mapped, nothing to unmap */
+		__migrate_page_record(dst, false, anon_vma);
+		*dstp = dst;
+		return MIGRATEPAGE_UNMAP;
+	}
 	if (!page_mapping_raw(src)) {
 		/*
 		 * Truncated from its page cache while isolated: nothing to
@@ -488,8 +590,8 @@ static int migrate_page_move(struct iom_machine *m, iom_free_page_t put_new_page
 			     struct iom_page *dst, enum iom_migrate_mode mode,
 			     int reason, struct iom_list_head *ret)
 {
+	bool is_lru = !__page_movable(src), page_was_mapped;
 	struct anon_vma *anon_vma;
-	bool page_was_mapped;
 	int rc;
 
 	__migrate_page_extract(dst, &page_was_mapped, &anon_vma);
@@ -508,12 +610,17 @@ static int migrate_page_move(struct iom_machine *m, iom_free_page_t put_new_page
 		iom_remove_migration_ptes(m, src, dst);
 	list_del(&dst->lru);
 	iom_unlock_page(dst);
-	/*
-	 * putback_lru_page(): the new page joins the LRU its flags
-	 * (swapbacked, active) name, and the allocation's reference goes:
-	 * the page cache and the PTEs hold the others.
-	 */
-	iom_putback_lru_page(m, dst);
+	if (!is_lru) {
+		/* non-LRU: the driver holds its own reference on @dst */
+		iom_put_page(m, dst);
+	} else {
+		/*
+		 * putback_lru_page(): the new page joins the LRU its flags
+		 * (swapbacked, active) name, and the allocation's reference
+		 * goes: the page cache and the PTEs hold the others.
+		 */
+		iom_putback_lru_page(m, dst);
+	}
 	if (anon_vma)
 		put_anon_vma(anon_vma);
 	iom_unlock_page(src);
@@ -775,11 +882,11 @@ void iom_putback_movable_pages(struct iom_machine *m, struct iom_list_head *l)
 		struct iom_address_space *mapping;
 
 		list_del(&page->lru);
-		if (iom_PageIsolated(page)) {
+		if (__page_movable(page)) {
 			/* a non-LRU movable page: its owner takes it back */
-			mapping = page_file_mapping(page);
 			iom_lock_page(page);
-			if (mapping && mapping->a_ops && mapping->a_ops->putback_page)
+			mapping = page_movable_mapping(page);
+			if (mapping)
 				mapping->a_ops->putback_page(page);
 			iom_ClearPageIsolated(page);
 			iom_unlock_page(page);
@@ -882,8 +989,9 @@ static int move_pages_and_store_status(struct iom_mm *mm, int node,
 		return 0;
 	err = do_move_pages_to_node(mm, pagelist, node);
 	if (err) {
+		/* abort: the pages not yet tried count as not migrated */
 		if (err > 0)
-			err += (int)(nr_pages - i - 1);
+			err += (int)(nr_pages - i);
 		return err;
 	}
 	store_status(status, start, node, i - start);

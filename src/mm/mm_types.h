@@ -265,6 +265,7 @@ struct anon_vma {
 };
 
 #define PAGE_MAPPING_ANON	0x1UL
+#define PAGE_MAPPING_MOVABLE	0x2UL	/* a non-LRU movable page (migrate.c) */
 #define PAGE_MAPPING_FLAGS	0x3UL
 
 /* page->mapping is read and written atomically (filemap.c's READ_MAPPING). */

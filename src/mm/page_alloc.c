@@ -1373,8 +1373,12 @@ static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 		}
 		page[1].index = 0;
 	}
-	/* An anonymous page's mapping is its anon_vma: cleared on free. */
-	if ((uintptr_t)page->mapping & 1UL)
+	/*
+	 * An anonymous page's mapping is its anon_vma, a released non-LRU
+	 * movable page's the bare PAGE_MAPPING_MOVABLE flag: cleared on free
+	 * (PageMappingFlags()).
+	 */
+	if ((uintptr_t)page->mapping & 3UL)
 		page->mapping = NULL;
 	if (unlikely((atomic_load_explicit(&page->flags, memory_order_relaxed) &
 		      PAGE_FLAGS_CHECK_AT_FREE) |
