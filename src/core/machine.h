@@ -14,9 +14,22 @@
 
 #include "../mm/mmzone.h"
 
-struct cma {
+/*
+ * struct iom_cma: one CMA area (the kernel's struct cma, mm/cma.h). The
+ * bitmap has a bit per 2^order_per_bit pages, set while they are
+ * allocated (or being allocated) by iom_cma_alloc(). @lock guards the
+ * bitmap (the kernel's spinlock, held briefly); @mutex serialises this
+ * area's alloc_contig_range() calls (the kernel's global cma_mutex: areas
+ * never share a pageblock, so one per area is equivalent).
+ */
+struct iom_cma {
 	unsigned long base_pfn;
 	unsigned long count;
+	unsigned long *bitmap;
+	unsigned int order_per_bit;
+	pthread_mutex_t lock;
+	pthread_mutex_t mutex;
+	struct iom_machine *machine;
 	char name[32];
 };
 
@@ -42,7 +55,7 @@ struct iom_machine {
 	struct zone *zone_table[IOM_MAX_NUMNODES * IOM_MAX_NR_ZONES];
 	int nr_zone_ids;
 
-	struct cma cma_areas[IOM_MAX_CMA_AREAS];
+	struct iom_cma cma_areas[IOM_MAX_CMA_AREAS];
 	unsigned int cma_area_count;
 
 	/* per-thread caches, see struct iom_pcp_set */

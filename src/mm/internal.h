@@ -256,5 +256,7 @@ struct iom_page *alloc_migration_target(struct iom_page *page,
 int iom_mm_init(struct iom_machine *m);
 void iom_mm_exit(struct iom_machine *m);
 int cma_init_reserved_areas(struct iom_machine *m);
+/* cma.c: free the areas' bitmaps and locks (from iom_mm_exit()). */
+void cma_exit(struct iom_machine *m);
 
 #endif /* IOM_MM_INTERNAL_H */

@@ -246,6 +246,7 @@ void iom_mm_exit(struct iom_machine *m)
 	unsigned int nid;
 	int z;
 
+	cma_exit(m);
 	for (nid = 0; nid < m->nr_nodes; nid++) {
 		struct pglist_data *pgdat = m->node_data[nid];
 

@@ -21,7 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <iommig/cma.h>
 #include <iommig/compaction.h>
+#include <iommig/migrate.h>
 
 #include "internal.h"
 
@@ -1778,4 +1780,244 @@ int __isolate_free_page(struct zone *zone, struct iom_page *page,
 	for (i = 0; i < n; i++)
 		prep_new_page(m, page + i, 0, IOM_GFP_HIGHUSER_MOVABLE);
 	return (int)n;
+}
+
+/* ---- contiguous ranges: alloc_contig_range() (mm/page_alloc.c) ---------- */
+
+/* Failed migration rounds in a row before __alloc_contig_migrate_range() gives up. */
+#define CONTIG_MIGRATE_TRIES	5
+
+/*
+ * __alloc_contig_migrate_range(): migrate every movable page of
+ * [@start, @end) out, in batches of COMPACT_CLUSTER_MAX isolated by
+ * compaction's isolate_migratepages_range(). Pages that fail stay on the
+ * list and are tried again; after CONTIG_MIGRATE_TRIES rounds with no
+ * new batch the range is declared busy. Targets come from
+ * alloc_migration_target() on the zone's node: the range's pageblocks are
+ * isolated, so the allocator never hands out a page of the range. There
+ * are no per-cpu LRU pagevecs to drain (lru_cache_disable()): pages reach
+ * the LRU at once. Clean page-cache pages are migrated rather than
+ * reclaimed (no reclaim_clean_pages_from_list()).
+ * Return: 0, -EBUSY or -ENOMEM; on failure the isolated pages are put back.
+ */
+static int __alloc_contig_migrate_range(struct compact_control *cc,
+					unsigned long start, unsigned long end)
+{
+	struct iom_machine *m = cc->m;
+	struct migration_target_control mtc = {
+		.m = m,
+		.nid = cc->zone->zone_pgdat->node_id,
+		.gfp_mask = IOM_GFP_USER | IOM___GFP_MOVABLE | IOM___GFP_RETRY_MAYFAIL,
+	};
+	unsigned long pfn = start;
+	unsigned int tries = 0;
+	int ret = 0;
+
+	while (pfn < end || !list_empty(&cc->migratepages)) {
+		if (list_empty(&cc->migratepages)) {
+			cc->nr_migratepages = 0;
+			pfn = isolate_migratepages_range(cc, pfn, end);
+			tries = 0;
+		} else if (++tries == CONTIG_MIGRATE_TRIES) {
+			ret = -EBUSY;
+			break;
+		}
+		ret = iom_migrate_pages(m, &cc->migratepages,
+					alloc_migration_target, NULL,
+					(unsigned long)&mtc, cc->mode,
+					IOM_MR_CONTIG_RANGE, NULL);
+		/* migrate_pages() gave up at once: so do we */
+		if (ret == -ENOMEM)
+			break;
+	}
+	if (ret < 0) {
+		iom_putback_movable_pages(m, &cc->migratepages);
+		cc->nr_migratepages = 0;
+		return ret;
+	}
+	return 0;
+}
+
+/*
+ * The first pfn of the free block that holds @start, or @start if it is
+ * not inside a free block (the outer_start search of alloc_contig_range()).
+ * Under zone->lock.
+ */
+static unsigned long contig_outer_start(struct zone *zone, unsigned long start)
+{
+	struct iom_machine *m = zone->machine;
+	unsigned long outer = start;
+	unsigned int order = 0;
+
+	while (!iom_PageBuddy(pfn_to_page(m, outer))) {
+		if (++order > m->max_order)
+			return start;
+		outer &= ~0UL << order;
+		if (outer < zone->zone_start_pfn)
+			return start;
+	}
+	/* a smaller free block below @start does not contain it */
+	if (outer + (1UL << buddy_order(pfn_to_page(m, outer))) <= start)
+		return start;
+	return outer;
+}
+
+/*
+ * test_pages_isolated() for [@pfn, @end) with @pfn the head of a free
+ * block: every page free and on an isolated list. Under zone->lock.
+ * Return: the first pfn that is not, or @end.
+ */
+static unsigned long __test_pages_isolated(struct zone *zone, unsigned long pfn,
+					   unsigned long end)
+{
+	struct iom_machine *m = zone->machine;
+
+	while (pfn < end) {
+		struct iom_page *page = pfn_to_page(m, pfn);
+
+		if (!iom_PageBuddy(page) || !is_migrate_isolate((int)page->index))
+			break;
+		pfn += 1UL << buddy_order(page);
+	}
+	return pfn < end ? pfn : end;
+}
+
+/*
+ * isolate_freepages_range() (compaction.c) + the free_contig_range() of
+ * the head and tail: take every free block of [@outer_start, @end) off
+ * the isolated free lists; the pages of [@start, @end) become allocated
+ * order-0 pages with one reference each (checked like any new page, so a
+ * write to a poisoned free page is caught); the parts of the blocks
+ * outside the range go straight back to the isolated lists (the kernel
+ * allocates and then frees them). Under zone->lock; the range passed
+ * __test_pages_isolated().
+ */
+static void isolate_freepages_range(struct zone *zone, unsigned long outer_start,
+				    unsigned long start, unsigned long end)
+{
+	struct iom_machine *m = zone->machine;
+	unsigned long pfn = outer_start;
+
+	while (pfn < end) {
+		struct iom_page *page = pfn_to_page(m, pfn);
+		unsigned int order = buddy_order(page);
+		unsigned long i, n = 1UL << order;
+
+		del_page_from_free_list(page, zone, order);
+		for (i = 0; i < n; i++) {
+			unsigned long p = pfn + i;
+
+			if (p < start || p >= end) {
+				__free_one_page(zone, page + i, p, 0,
+						IOM_MIGRATE_ISOLATE, false);
+				continue;
+			}
+			check_new_page(m, page + i);
+			prep_new_page(m, page + i, 0, IOM___GFP_MOVABLE);
+		}
+		pfn += n;
+	}
+}
+
+int iom_alloc_contig_range(struct iom_machine *m, unsigned long start,
+			   unsigned long end, int migratetype, iom_gfp_t gfp)
+{
+	unsigned long iso_start, iso_end, outer_start, busy;
+	struct compact_control cc;
+	struct zone *zone;
+	int ret;
+
+	if (!m)
+		return -EINVAL;
+	if (start >= end || !iom_pfn_valid(m, start) || !iom_pfn_valid(m, end - 1) ||
+	    pfn_zone(m, start) != pfn_zone(m, end - 1) ||
+	    (migratetype != IOM_MIGRATE_MOVABLE && migratetype != IOM_MIGRATE_CMA) ||
+	    (gfp & ~IOM_GFP_VALID_MASK)) {
+		iom_warn(m, "alloc_contig_range: bad range [%#lx, %#lx), migratetype %d or gfp %#x",
+			 start, end, migratetype, gfp);
+		return -EINVAL;
+	}
+	zone = pfn_zone(m, start);
+	cc = (struct compact_control){
+		.m = m, .zone = zone, .order = -1, .mode = IOM_MIGRATE_SYNC,
+	};
+	INIT_LIST_HEAD(&cc.freepages);
+	INIT_LIST_HEAD(&cc.migratepages);
+
+	/*
+	 * Isolate whole pageblocks: from now on no page of the range is
+	 * handed out, and a page freed there stays free. (Linux 6.1 rounds
+	 * inside start_isolate_page_range(); ours takes aligned ranges.)
+	 */
+	iso_start = pageblock_start_pfn(m, start);
+	iso_end = pageblock_start_pfn(m, end - 1) + m->pageblock_nr_pages;
+	ret = iom_start_isolate_page_range(m, iso_start, iso_end, migratetype, 0);
+	if (ret)
+		return ret;
+	/* pages of the range sitting in per-thread caches go back */
+	iom_drain_all_pages(m);
+
+	/*
+	 * A migration that ends -EBUSY is not the last word: the busy pages
+	 * may have gone by now, so the range is tested either way.
+	 */
+	ret = __alloc_contig_migrate_range(&cc, start, end);
+	if (ret && ret != -EBUSY)
+		goto done;
+	ret = 0;
+
+	/*
+	 * Test and take under one hold of zone->lock: the pages are isolated,
+	 * so none can leave the free lists meanwhile, but a page may still
+	 * be freed into the range.
+	 */
+	zone_lock(zone);
+	outer_start = contig_outer_start(zone, start);
+	busy = __test_pages_isolated(zone, outer_start, end);
+	if (busy == end)
+		isolate_freepages_range(zone, outer_start, start, end);
+	zone_unlock(zone);
+	if (busy != end) {
+		iom_printk(m, IOM_LOG_INFO, "alloc_contig_range: [%lx, %lx) PFNs busy",
+			   outer_start, end);
+		ret = -EBUSY;
+	}
+done:
+	iom_undo_isolate_page_range(m, iso_start, iso_end, migratetype);
+	return ret;
+}
+
+int iom_free_contig_range(struct iom_machine *m, unsigned long pfn,
+			  unsigned long nr_pages)
+{
+	unsigned long i, in_use = 0;
+
+	if (!m)
+		return -EINVAL;
+	if (!nr_pages || !iom_pfn_valid(m, pfn) || pfn + nr_pages < pfn ||
+	    !iom_pfn_valid(m, pfn + nr_pages - 1)) {
+		iom_warn(m, "free_contig_range: bad range of %lu pages at pfn %#lx",
+			 nr_pages, pfn);
+		return -EINVAL;
+	}
+	/* Every page first, so that a bad one changes nothing. */
+	for (i = 0; i < nr_pages; i++) {
+		struct iom_page *page = pfn_to_page(m, pfn + i);
+
+		if (iom_page_ref_count(page) <= 0 || iom_PageBuddy(page) ||
+		    iom_PageHead(page) || iom_PageTail(page)) {
+			iom_warn(m, "free_contig_range: pfn %#lx is free or part of a compound page",
+				 pfn + i);
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < nr_pages; i++) {
+		struct iom_page *page = pfn_to_page(m, pfn + i);
+
+		in_use += iom_page_ref_count(page) != 1;
+		iom___free_pages(m, page, 0);
+	}
+	if (in_use)
+		iom_warn(m, "free_contig_range: %lu pages are still in use!", in_use);
+	return 0;
 }
