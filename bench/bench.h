@@ -53,6 +53,7 @@ struct bench_cmd {
 
 /* The benchmarks (one file each). Return: 0, or 1 after printing why. */
 int bench_alloc(const struct bench_opts *o);
+int bench_compact(const struct bench_opts *o);
 int bench_machine(const struct bench_opts *o);
 int bench_radix(const struct bench_opts *o);
 int bench_migrate(const struct bench_opts *o);

@@ -32,6 +32,15 @@ static const struct bench_cmd bench_cmds[] = {
 		.run = bench_alloc,
 	},
 	{
+		.name = "compact",
+		.summary = "compaction of a fragmented machine: compact_node and "
+			   "kcompactd's proactive path vs memcpy",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 1G.\n"
+			"  Cases: compact_node proactive.\n",
+		.run = bench_compact,
+	},
+	{
 		.name = "machine",
 		.summary = "machine create/destroy time and metadata cost per "
 			   "simulated page",

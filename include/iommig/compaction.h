@@ -11,10 +11,22 @@
  *
  * The counters are the vm events IOM_COMPACTMIGRATE_SCANNED,
  * IOM_COMPACTFREE_SCANNED, IOM_COMPACTISOLATED, IOM_COMPACTSTALL,
- * IOM_COMPACTFAIL and IOM_COMPACTSUCCESS (<iommig/vmstat.h>).
+ * IOM_COMPACTFAIL and IOM_COMPACTSUCCESS (<iommig/vmstat.h>); kcompactd
+ * adds IOM_KCOMPACTD_WAKE (compact_daemon_wake),
+ * IOM_KCOMPACTD_MIGRATE_SCANNED and IOM_KCOMPACTD_FREE_SCANNED.
+ *
+ * kcompactd: with struct iom_machine_config.kcompactd each node has a
+ * background thread that compacts when woken for a high-order request
+ * (by the allocator's inline kswapd once it has balanced the node, or by
+ * iom_wakeup_kcompactd()) and, every 500 ms while
+ * vm.compaction_proactiveness is not 0, proactively when the node's
+ * fragmentation score is above the high watermark. Without the thread,
+ * iom_kcompactd_run() does one round of the thread's work in the caller.
  */
 #ifndef IOMMIG_COMPACTION_H
 #define IOMMIG_COMPACTION_H
+
+#include <stdbool.h>
 
 #include <iommig/mm.h>
 
@@ -30,7 +42,7 @@ enum iom_compact_result {
 	IOM_COMPACT_NO_SUITABLE_PAGE,	/* internal to compact_finished() */
 	IOM_COMPACT_CONTINUE,		/* compaction_suitable(): go ahead */
 	IOM_COMPACT_COMPLETE,		/* the scanners met: whole zone done */
-	IOM_COMPACT_PARTIAL_SKIPPED,	/* not modelled: never returned */
+	IOM_COMPACT_PARTIAL_SKIPPED,	/* proactive run stopped: kswapd runs */
 	IOM_COMPACT_CONTENDED,		/* stopped early (no target page) */
 	IOM_COMPACT_SUCCESS,		/* a free block of the order exists */
 };
@@ -77,6 +89,94 @@ IOM_API int iom_compact_zone(struct iom_machine *m, int nid, int zone_type,
  * Return: 0, or -EINVAL for a bad node.
  */
 IOM_API int iom_compact_node(struct iom_machine *m, int nid);
+
+/* ---- kcompactd and proactive compaction --------------------------------- */
+
+/* What one iom_kcompactd_run() did. */
+enum iom_kcompactd_action {
+	IOM_KCOMPACTD_IDLE,	/* nothing requested, score not above the high wmark */
+	IOM_KCOMPACTD_WORK,	/* kcompactd_do_work() for a requested order */
+	IOM_KCOMPACTD_PROACTIVE, /* proactive_compact_node() */
+	IOM_KCOMPACTD_DEFERRED,	/* proactive check skipped: backing off */
+};
+
+/**
+ * iom_sysctl_compaction_proactiveness() - write vm.compaction_proactiveness
+ * (the machine's; the kernel's is global). A value other than 0 also
+ * triggers a proactive step on every node, as the kernel's sysctl handler
+ * does: a kcompactd thread does it at once, without a thread the next
+ * iom_kcompactd_run() does it whatever the backoff.
+ * @value: 0..100; 0 turns proactive compaction off.
+ * Context: any thread.
+ * Return: 0; -EINVAL (with a message, nothing changed) for a value out of
+ * range.
+ */
+IOM_API int iom_sysctl_compaction_proactiveness(struct iom_machine *m,
+						int value);
+
+/**
+ * iom_compaction_proactiveness() - the current vm.compaction_proactiveness.
+ * Return: 0..100, or -EINVAL for a NULL @m.
+ */
+IOM_API int iom_compaction_proactiveness(const struct iom_machine *m);
+
+/**
+ * iom_fragmentation_score_node() - fragmentation_score_node(): for each
+ * populated zone, the percentage of its free memory not in free blocks of
+ * order 9 (HPAGE_PMD_ORDER; max_order if smaller), weighted by the zone's
+ * share of the node. Pages in per-thread caches do not count as free.
+ * Return: 0..100 (0 when nothing is free), or -EINVAL for a bad node.
+ */
+IOM_API int iom_fragmentation_score_node(struct iom_machine *m, int nid);
+
+/**
+ * iom_fragmentation_score_zone() - fragmentation_score_zone(), unweighted:
+ * what proactive compaction of one zone compares with the low watermark.
+ * Return: 0..100, or -EINVAL for a bad or empty zone.
+ */
+IOM_API int iom_fragmentation_score_zone(struct iom_machine *m, int nid,
+					 int zone_type);
+
+/**
+ * iom_fragmentation_score_wmark() - fragmentation_score_wmark(): @low:
+ * max(100 - proactiveness, 5), where a proactive run stops; else the high
+ * one, min(low + 10, 100), above which a node is compacted.
+ * Return: the watermark, or -EINVAL for a NULL @m.
+ */
+IOM_API int iom_fragmentation_score_wmark(const struct iom_machine *m,
+					  bool low);
+
+/**
+ * iom_wakeup_kcompactd() - wakeup_kcompactd(): record a request for
+ * @order (the largest pending one is kept) on every zone of @nid, and
+ * wake the node's kcompactd thread if it sleeps and some zone is
+ * compaction_suitable() for it. Order 0 does nothing. Without a thread the
+ * request waits for iom_kcompactd_run().
+ * Context: any thread.
+ * Return: 0; -EINVAL for a bad node or order.
+ */
+IOM_API int iom_wakeup_kcompactd(struct iom_machine *m, int nid,
+				 unsigned int order);
+
+/**
+ * iom_kcompactd_run() - one iteration of node @nid's kcompactd loop, in
+ * the calling thread, for deterministic tests and benchmarks: records a
+ * request for @order (0: none) as iom_wakeup_kcompactd() would; then, if
+ * a request is pending and no sysctl write is, kcompactd_do_work(): each
+ * zone compaction_suitable() allows is compacted for the order in
+ * IOM_MIGRATE_SYNC_LIGHT, counting compact_daemon_wake and the
+ * compact_daemon_*_scanned events, and the request is cleared.
+ * Otherwise the call stands for one 500 ms interval: if the node's score
+ * is above the high watermark (and proactiveness is not 0) it compacts
+ * every zone until its score is at or below the low watermark; a run
+ * that does not lower the node's score makes the next 63 calls skip the
+ * check (the thread's 64-interval backoff). May run alongside a kcompactd
+ * thread.
+ * Context: may sleep (page locks).
+ * Return: an enum iom_kcompactd_action; -EINVAL for a bad node or order.
+ */
+IOM_API int iom_kcompactd_run(struct iom_machine *m, int nid,
+			      unsigned int order);
 
 #ifdef __cplusplus
 }

@@ -103,6 +103,17 @@ struct iom_cma_config {
  * @page_poison:     0: the build's default (on in IOMMIG_DEBUG builds);
  *                   1: on; -1: off. Freed pages are filled with 0xaa and
  *                   checked when next allocated.
+ * @kcompactd:       start a kcompactd thread per node (mm/compaction.c's
+ *                   background compaction daemon); default off, so that a
+ *                   machine has no thread of its own unless asked. Without
+ *                   it, iom_kcompactd_run() does kcompactd's work in the
+ *                   calling thread (<iommig/compaction.h>).
+ * @compaction_proactiveness: vm.compaction_proactiveness, 0..100: 0 takes
+ *                   the kernel's default, 20; -1 means 0 (no proactive
+ *                   compaction); 1..100 is the value. Changed later with
+ *                   iom_sysctl_compaction_proactiveness(); the config
+ *                   iom_machine_get_config() returns holds the current
+ *                   value in the same encoding.
  * @mem_ops:         metadata allocator hook, see struct iom_mem_ops.
  * @log:             message sink; NULL prints to stderr.
  * @log_priv:        passed to @log.
@@ -120,6 +131,8 @@ struct iom_machine_config {
 	unsigned int pcp_high;
 	long min_free_kbytes;
 	int page_poison;
+	bool kcompactd;
+	int compaction_proactiveness;
 	struct iom_mem_ops mem_ops;
 	void (*log)(void *priv, enum iom_log_level level, const char *msg);
 	void *log_priv;
@@ -141,7 +154,8 @@ IOM_API void iom_machine_config_init(struct iom_machine_config *cfg);
  *
  * Reserves the physical arena (64 GiB of simulated memory cost only what is
  * touched), builds mem_map, nodes, zones and the buddy allocator, reserves
- * the CMA areas and computes watermarks.
+ * the CMA areas and computes watermarks; starts the kcompactd threads if
+ * @cfg asks for them.
  *
  * Context: any thread. The machine may then be used from any thread.
  * Return: 0; -EINVAL for a bad configuration (a message says which field);
@@ -156,7 +170,9 @@ IOM_API int iom_machine_create(const struct iom_machine_config *cfg,
  *
  * Context: no other thread may use @m during or after the call. Threads
  * that used @m may still be alive; their per-thread page caches are
- * drained and detached here.
+ * drained and detached here. The machine's kcompactd threads are stopped
+ * and joined first (one in the middle of a compaction finishes its
+ * current zone).
  */
 IOM_API void iom_machine_destroy(struct iom_machine *m);
 

@@ -97,6 +97,7 @@ void iom_machine_config_init(struct iom_machine_config *cfg)
 	cfg->nr_nodes = 1;
 	cfg->pageblock_order = 9;
 	cfg->max_order = 10;
+	cfg->compaction_proactiveness = 20;
 }
 
 /*
@@ -158,6 +159,11 @@ static int resolve_config(struct iom_machine *m, struct iom_machine_config *c)
 		BAD("pcp_batch/pcp_high out of range");
 	if (c->pcp_high && c->pcp_batch && c->pcp_high < c->pcp_batch)
 		BAD("pcp_high %u < pcp_batch %u", c->pcp_high, c->pcp_batch);
+	if (!c->compaction_proactiveness)
+		c->compaction_proactiveness = 20;
+	if (c->compaction_proactiveness < -1 || c->compaction_proactiveness > 100)
+		BAD("compaction_proactiveness %d is not in 0..100 (-1 for 0, 0 for the default 20)",
+		    c->compaction_proactiveness);
 	if (!c->mem_ops.alloc != !c->mem_ops.free)
 		BAD("mem_ops needs both alloc and free");
 	if (!c->mem_ops.alloc) {
@@ -231,7 +237,12 @@ int iom_machine_create(const struct iom_machine_config *cfg,
 		ret = -ENOMEM;
 		goto fail;
 	}
+	atomic_store(&m->compaction_proactiveness,
+		     c.compaction_proactiveness < 0 ? 0 : c.compaction_proactiveness);
 	ret = iom_mm_init(m);
+	if (ret)
+		goto fail;
+	ret = kcompactd_init(m);
 	if (ret)
 		goto fail;
 	*mp = m;
@@ -247,6 +258,8 @@ void iom_machine_destroy(struct iom_machine *m)
 
 	if (!m)
 		return;
+	/* kcompactd_stop(): no background compaction once teardown starts */
+	kcompactd_exit(m);
 	/* Nodes of radix trees freed with call_rcu use the metadata hook. */
 	iom_rcu_barrier();
 	iom_pcp_detach_all(m);
@@ -263,7 +276,11 @@ void iom_machine_destroy(struct iom_machine *m)
 void iom_machine_get_config(const struct iom_machine *m,
 			    struct iom_machine_config *cfg)
 {
+	int proactiveness = atomic_load(&((struct iom_machine *)m)->compaction_proactiveness);
+
 	*cfg = m->cfg;
+	/* the sysctl may have changed it; same encoding as the input */
+	cfg->compaction_proactiveness = proactiveness ? proactiveness : -1;
 }
 
 void iom_machine_memcost(const struct iom_machine *m,

@@ -69,6 +69,9 @@ struct iom_machine {
 	 */
 	atomic_bool test_skip_migrate_copy;
 
+	/* vm.compaction_proactiveness (0..100), per machine (compaction.c) */
+	atomic_int compaction_proactiveness;
+
 	atomic_ulong metadata_bytes;
 	atomic_ulong metadata_peak;
 	atomic_ulong bug_count;

@@ -11,10 +11,28 @@
  * compaction_suitable() uses the fragmentation index and
  * extfrag_threshold (500).
  *
+ * kcompactd: a thread per node when the machine config asks for it
+ * (kcompactd_run() at creation, kcompactd_stop() at destruction), woken
+ * by wakeup_kcompactd() when the inline kswapd (vmscan.c) has balanced a
+ * node for a high-order request; kcompactd_do_work() compacts each zone
+ * compaction_suitable() allows, in MIGRATE_SYNC_LIGHT, counting the
+ * compact_daemon_* events. Every HPAGE_FRAG_CHECK_INTERVAL_MSEC (500 ms)
+ * with vm.compaction_proactiveness > 0 it checks the node's fragmentation
+ * score (extfrag_for_order() at COMPACTION_HPAGE_ORDER, weighted by zone
+ * size) and compacts proactively from above the high watermark to the
+ * low one; a run that does not lower the score backs off 64 times the
+ * interval (Linux 6.1's timeout << COMPACT_MAX_DEFER_SHIFT, which
+ * replaced the proactive_defer counter). iom_kcompactd_run() is one
+ * iteration of the thread's loop in the caller's thread, where one call
+ * stands for one interval (so the backoff there is proactive_defer: 63
+ * calls skipped).
+ *
  * Simplified:
- *   - no direct compaction from the allocator's slow path yet, no
- *     kcompactd thread and no proactive compaction
- *     (compaction_proactiveness): only the explicit entry points;
+ *   - direct compaction is async only (page_alloc.c);
+ *   - vm.compaction_proactiveness is per machine, not per process;
+ *   - kcompactd is not bound to its node's cpus, not freezable, and
+ *     psi is not modelled; kswapd_is_running() means an inline kswapd
+ *     run is in progress on the node;
  *   - no deferral (defer_compaction, compact_considered), no pageblock
  *     skip hints (PB_migrate_skip is neither set nor read), no cached
  *     scanner positions: every run scans the zone from both ends;
@@ -41,6 +59,7 @@
  * iom_isolate_lru_page(); migration takes page locks with neither held.
  */
 #include <errno.h>
+#include <time.h>
 
 #include <iommig/compaction.h>
 #include <iommig/migrate.h>
@@ -50,6 +69,12 @@
 #include "mm_types.h"
 
 #define PAGE_ALLOC_COSTLY_ORDER	3
+/* Fragmentation score check interval for proactive compaction. */
+#define HPAGE_FRAG_CHECK_INTERVAL_MSEC	500
+/* Do not skip compaction more than 64 times */
+#define COMPACT_MAX_DEFER_SHIFT	6
+/* HPAGE_PMD_ORDER on x86-64: the order the fragmentation score is about */
+#define HPAGE_PMD_ORDER		9
 
 typedef enum {
 	ISOLATE_ABORT,
@@ -376,11 +401,115 @@ static bool zone_has_free_block(struct zone *zone, unsigned int order)
 	return false;
 }
 
+/* fill_contig_page_info() from the zone's free counts (racy reads). */
+static void zone_contig_page_info(struct zone *zone, unsigned int order,
+				  struct iom_contig_page_info *info)
+{
+	unsigned long nr_free[NR_ORDERS_LIMIT];
+	unsigned int o, max_order = zone->machine->max_order;
+
+	for (o = 0; o <= max_order; o++)
+		nr_free[o] = atomic_load_explicit(&zone->free_area[o].nr_free,
+						  memory_order_relaxed);
+	iom_fill_contig_page_info(nr_free, max_order, order, info);
+}
+
+/* ---- proactive compaction's fragmentation score ------------------------ */
+
+/* COMPACTION_HPAGE_ORDER: HPAGE_PMD_ORDER, or max_order if that is less. */
+static unsigned int compaction_hpage_order(const struct iom_machine *m)
+{
+	return m->max_order < HPAGE_PMD_ORDER ? m->max_order : HPAGE_PMD_ORDER;
+}
+
+/*
+ * extfrag_for_order() (mm/vmstat.c): the percentage of free memory that
+ * is not in blocks of @order or more; 0 when nothing is free.
+ */
+static unsigned int extfrag_for_order(struct zone *zone, unsigned int order)
+{
+	struct iom_contig_page_info info;
+
+	zone_contig_page_info(zone, order, &info);
+	if (!info.free_pages)
+		return 0;
+	return (unsigned int)((info.free_pages -
+			       (info.free_blocks_suitable << order)) * 100 /
+			      info.free_pages);
+}
+
+static unsigned int fragmentation_score_zone(struct zone *zone)
+{
+	return extfrag_for_order(zone, compaction_hpage_order(zone->machine));
+}
+
+/* Scaled by the zone's share of the node, so small zones weigh little. */
+static unsigned int fragmentation_score_zone_weighted(struct zone *zone)
+{
+	unsigned long score;
+
+	score = zone->spanned_pages * fragmentation_score_zone(zone);
+	return (unsigned int)(score / (zone->zone_pgdat->node_spanned_pages + 1));
+}
+
+static unsigned int fragmentation_score_node(struct pglist_data *pgdat)
+{
+	unsigned int score = 0;
+	int zoneid;
+
+	for (zoneid = 0; zoneid < IOM_MAX_NR_ZONES; zoneid++) {
+		struct zone *zone = &pgdat->node_zones[zoneid];
+
+		if (populated_zone(zone))
+			score += fragmentation_score_zone_weighted(zone);
+	}
+	return score;
+}
+
+static int proactiveness(const struct iom_machine *m)
+{
+	return atomic_load_explicit(&((struct iom_machine *)m)->compaction_proactiveness,
+				    memory_order_relaxed);
+}
+
+/* The low watermark is capped at 5 so proactiveness 100 still stops. */
+static unsigned int fragmentation_score_wmark(const struct iom_machine *m,
+					      bool low)
+{
+	unsigned int wmark_low = 100U - (unsigned int)proactiveness(m);
+
+	if (wmark_low < 5U)
+		wmark_low = 5U;
+	return low ? wmark_low : (wmark_low + 10 < 100U ? wmark_low + 10 : 100U);
+}
+
+static bool kswapd_is_running(struct pglist_data *pgdat)
+{
+	return atomic_load_explicit(&pgdat->kswapd_active,
+				    memory_order_relaxed) > 0;
+}
+
+static bool should_proactive_compact_node(struct iom_machine *m,
+					  struct pglist_data *pgdat)
+{
+	if (!proactiveness(m) || kswapd_is_running(pgdat))
+		return false;
+	return fragmentation_score_node(pgdat) > fragmentation_score_wmark(m, false);
+}
+
 /* __compact_finished() */
 static int compact_finished(struct compact_control *cc)
 {
 	if (compact_scanners_met(cc))
 		return IOM_COMPACT_COMPLETE;
+	if (cc->proactive_compaction) {
+		if (kswapd_is_running(cc->zone->zone_pgdat))
+			return IOM_COMPACT_PARTIAL_SKIPPED;
+		if (fragmentation_score_zone(cc->zone) >
+		    fragmentation_score_wmark(cc->m, true))
+			return IOM_COMPACT_CONTINUE;
+		return IOM_COMPACT_SUCCESS;
+	}
 	if (cc->order < 0)	/* is_via_compact_memory() */
 		return IOM_COMPACT_CONTINUE;
 	if (zone_has_free_block(cc->zone, (unsigned int)cc->order))
@@ -392,13 +521,8 @@ static int compact_finished(struct compact_control *cc)
 static int fragmentation_index(struct zone *zone, unsigned int order)
 {
 	struct iom_contig_page_info info;
-	unsigned long nr_free[NR_ORDERS_LIMIT];
-	unsigned int o, max_order = zone->machine->max_order;
 
-	for (o = 0; o <= max_order; o++)
-		nr_free[o] = atomic_load_explicit(&zone->free_area[o].nr_free,
-						  memory_order_relaxed);
-	iom_fill_contig_page_info(nr_free, max_order, order, &info);
+	zone_contig_page_info(zone, order, &info);
 	return iom_fragmentation_index(order, &info);
 }
 
@@ -545,4 +669,468 @@ int iom_compact_node(struct iom_machine *m, int nid)
 	}
 	iom_drain_all_pages(m);
 	return 0;
+}
+
+/* ---- kcompactd ---------------------------------------------------------- */
+
+static void kcompactd_lock(struct pglist_data *pgdat)
+{
+	IOM_CHECK_PTHREAD(pthread_mutex_lock(&pgdat->kcompactd_lock));
+}
+
+static void kcompactd_unlock(struct pglist_data *pgdat)
+{
+	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&pgdat->kcompactd_lock));
+}
+
+static struct iom_machine *pgdat_machine(const struct pglist_data *pgdat)
+{
+	return pgdat->node_zones[0].machine;
+}
+
+/* pgdat->nr_zones - 1: the highest populated zone. */
+static int pgdat_highest_zoneidx(const struct pglist_data *pgdat)
+{
+	int zoneid;
+
+	for (zoneid = IOM_MAX_NR_ZONES - 1; zoneid > 0; zoneid--)
+		if (populated_zone(&pgdat->node_zones[zoneid]))
+			break;
+	return zoneid;
+}
+
+/* Under kcompactd_lock. */
+static bool kcompactd_work_requested(const struct pglist_data *pgdat)
+{
+	return pgdat->kcompactd_max_order > 0 || pgdat->kcompactd_should_stop ||
+	       pgdat->proactive_compact_trigger;
+}
+
+/* Would compaction for the recorded order do anything on some zone? */
+static bool kcompactd_node_suitable(struct pglist_data *pgdat, int order,
+				    int highest_zoneidx)
+{
+	int zoneid;
+
+	for (zoneid = 0; zoneid <= highest_zoneidx; zoneid++) {
+		struct zone *zone = &pgdat->node_zones[zoneid];
+
+		if (!populated_zone(zone))
+			continue;
+		if (compaction_suitable(zone, order) == IOM_COMPACT_CONTINUE)
+			return true;
+	}
+	return false;
+}
+
+static void count_kcompactd_scanned(struct iom_machine *m,
+				    const struct compact_control *cc)
+{
+	if (cc->total_migrate_scanned)
+		count_vm_events(m, IOM_KCOMPACTD_MIGRATE_SCANNED,
+				cc->total_migrate_scanned);
+	if (cc->total_free_scanned)
+		count_vm_events(m, IOM_KCOMPACTD_FREE_SCANNED,
+				cc->total_free_scanned);
+}
+
+static bool kcompactd_should_stop(struct pglist_data *pgdat)
+{
+	bool stop;
+
+	kcompactd_lock(pgdat);
+	stop = pgdat->kcompactd_should_stop;
+	kcompactd_unlock(pgdat);
+	return stop;
+}
+
+/*
+ * kcompactd_do_work(): compact every zone up to the recorded highest
+ * zone for the recorded order, then forget the request unless a larger
+ * one came meanwhile.
+ */
+static void kcompactd_do_work(struct iom_machine *m, struct pglist_data *pgdat)
+{
+	int order, highest_zoneidx, zoneid;
+
+	kcompactd_lock(pgdat);
+	order = pgdat->kcompactd_max_order;
+	highest_zoneidx = pgdat->kcompactd_highest_zoneidx;
+	kcompactd_unlock(pgdat);
+	count_vm_event(m, IOM_KCOMPACTD_WAKE);
+
+	for (zoneid = 0; zoneid <= highest_zoneidx; zoneid++) {
+		struct zone *zone = &pgdat->node_zones[zoneid];
+		struct compact_control cc;
+		int status;
+
+		if (!populated_zone(zone))
+			continue;
+		if (compaction_suitable(zone, order) != IOM_COMPACT_CONTINUE)
+			continue;
+		if (kcompactd_should_stop(pgdat))
+			return;
+		cc_init(&cc, m, zone, order, IOM_MIGRATE_SYNC_LIGHT);
+		status = compact_zone(&cc);
+		/*
+		 * Free pages stranded in the caches could merge to the order:
+		 * drain them (the kernel then defers, not modelled).
+		 */
+		if (status == IOM_COMPACT_COMPLETE ||
+		    status == IOM_COMPACT_PARTIAL_SKIPPED)
+			iom_drain_all_pages(m);
+		count_kcompactd_scanned(m, &cc);
+	}
+
+	kcompactd_lock(pgdat);
+	if (pgdat->kcompactd_max_order <= order)
+		pgdat->kcompactd_max_order = 0;
+	if (pgdat->kcompactd_highest_zoneidx >= highest_zoneidx)
+		pgdat->kcompactd_highest_zoneidx = pgdat_highest_zoneidx(pgdat);
+	kcompactd_unlock(pgdat);
+}
+
+/*
+ * proactive_compact_node(): compact each zone (whole zone, order -1,
+ * MIGRATE_SYNC_LIGHT) until its score is at or below the low watermark.
+ */
+static void proactive_compact_node(struct iom_machine *m,
+				   struct pglist_data *pgdat)
+{
+	int zoneid;
+
+	for (zoneid = 0; zoneid < IOM_MAX_NR_ZONES; zoneid++) {
+		struct zone *zone = &pgdat->node_zones[zoneid];
+		struct compact_control cc;
+
+		if (!populated_zone(zone))
+			continue;
+		cc_init(&cc, m, zone, -1, IOM_MIGRATE_SYNC_LIGHT);
+		cc.proactive_compaction = true;
+		compact_zone(&cc);
+		count_kcompactd_scanned(m, &cc);
+	}
+}
+
+enum proactive_step { PROACTIVE_NONE, PROACTIVE_PROGRESS, PROACTIVE_NO_PROGRESS };
+
+/*
+ * The proactive step after a timeout (or a sysctl write): compact if the
+ * node's score is above the high watermark. PROACTIVE_NO_PROGRESS: the
+ * score did not fall; the caller backs off.
+ */
+static enum proactive_step kcompactd_proactive_step(struct iom_machine *m,
+						    struct pglist_data *pgdat)
+{
+	unsigned int prev_score, score;
+
+	if (!should_proactive_compact_node(m, pgdat))
+		return PROACTIVE_NONE;
+	prev_score = fragmentation_score_node(pgdat);
+	proactive_compact_node(m, pgdat);
+	score = fragmentation_score_node(pgdat);
+	return score >= prev_score ? PROACTIVE_NO_PROGRESS : PROACTIVE_PROGRESS;
+}
+
+void wakeup_kcompactd(struct pglist_data *pgdat, int order, int highest_zoneidx)
+{
+	bool sleeper;
+
+	if (!order || !pgdat->kcompactd_inited)
+		return;
+	kcompactd_lock(pgdat);
+	if (pgdat->kcompactd_max_order < order)
+		pgdat->kcompactd_max_order = order;
+	if (pgdat->kcompactd_highest_zoneidx > highest_zoneidx)
+		pgdat->kcompactd_highest_zoneidx = highest_zoneidx;
+	order = pgdat->kcompactd_max_order;
+	highest_zoneidx = pgdat->kcompactd_highest_zoneidx;
+	sleeper = pgdat->kcompactd_sleeping;
+	kcompactd_unlock(pgdat);
+
+	if (!sleeper || !kcompactd_node_suitable(pgdat, order, highest_zoneidx))
+		return;
+	kcompactd_lock(pgdat);
+	IOM_CHECK_PTHREAD(pthread_cond_signal(&pgdat->kcompactd_wait));
+	kcompactd_unlock(pgdat);
+}
+
+/* @ts += @ms milliseconds. */
+static void timespec_add_ms(struct timespec *ts, long ms)
+{
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * kcompactd(): sleep until work is requested or, with proactiveness on,
+ * the check interval passes; then do the requested work, or the proactive
+ * step.
+ */
+static void *kcompactd(void *arg)
+{
+	struct pglist_data *pgdat = arg;
+	struct iom_machine *m = pgdat_machine(pgdat);
+	const long default_timeout = HPAGE_FRAG_CHECK_INTERVAL_MSEC;
+	long timeout = default_timeout;
+
+	kcompactd_lock(pgdat);
+	while (!pgdat->kcompactd_should_stop) {
+		struct timespec deadline;
+		bool requested;
+
+		/* no proactive compaction: sleep until woken */
+		if (!proactiveness(m))
+			timeout = -1;
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		timespec_add_ms(&deadline, timeout);
+		pgdat->kcompactd_sleeping = true;
+		while (!kcompactd_work_requested(pgdat)) {
+			int err;
+
+			if (timeout < 0) {
+				IOM_CHECK_PTHREAD(pthread_cond_wait(&pgdat->kcompactd_wait,
+								    &pgdat->kcompactd_lock));
+				continue;
+			}
+			err = pthread_cond_timedwait(&pgdat->kcompactd_wait,
+						     &pgdat->kcompactd_lock,
+						     &deadline);
+			if (err == ETIMEDOUT)
+				break;
+			IOM_CHECK_PTHREAD(err);
+		}
+		pgdat->kcompactd_sleeping = false;
+		if (pgdat->kcompactd_should_stop)
+			break;
+		requested = kcompactd_work_requested(pgdat);
+		if (requested && !pgdat->proactive_compact_trigger) {
+			kcompactd_unlock(pgdat);
+			kcompactd_do_work(m, pgdat);
+			kcompactd_lock(pgdat);
+			/* the proactive backoff is lost: that is fine */
+			timeout = default_timeout;
+			continue;
+		}
+		kcompactd_unlock(pgdat);
+
+		timeout = default_timeout;
+		if (kcompactd_proactive_step(m, pgdat) == PROACTIVE_NO_PROGRESS)
+			timeout = default_timeout << COMPACT_MAX_DEFER_SHIFT;
+
+		kcompactd_lock(pgdat);
+		pgdat->proactive_compact_trigger = false;
+	}
+	kcompactd_unlock(pgdat);
+	return NULL;
+}
+
+/* kcompactd_run(): start node @nid's thread. Return: 0 or -errno. */
+static int kcompactd_run(struct iom_machine *m, int nid)
+{
+	struct pglist_data *pgdat = m->node_data[nid];
+	int err;
+
+	if (pgdat->kcompactd_running)
+		return 0;
+	err = pthread_create(&pgdat->kcompactd, NULL, kcompactd, pgdat);
+	if (err) {
+		iom_warn(m, "Failed to start kcompactd on node %d", nid);
+		return -err;
+	}
+	pgdat->kcompactd_running = true;
+	return 0;
+}
+
+/* kcompactd_stop(): kthread_stop(): tell the thread, wake it, join it. */
+static void kcompactd_stop(struct iom_machine *m, int nid)
+{
+	struct pglist_data *pgdat = m->node_data[nid];
+
+	if (!pgdat->kcompactd_running)
+		return;
+	kcompactd_lock(pgdat);
+	pgdat->kcompactd_should_stop = true;
+	IOM_CHECK_PTHREAD(pthread_cond_signal(&pgdat->kcompactd_wait));
+	kcompactd_unlock(pgdat);
+	IOM_CHECK_PTHREAD(pthread_join(pgdat->kcompactd, NULL));
+	pgdat->kcompactd_running = false;
+	pgdat->kcompactd_should_stop = false;
+}
+
+int kcompactd_init(struct iom_machine *m)
+{
+	unsigned int nid;
+	int ret;
+
+	for (nid = 0; nid < m->nr_nodes; nid++) {
+		struct pglist_data *pgdat = m->node_data[nid];
+		pthread_condattr_t attr;
+
+		IOM_CHECK_PTHREAD(pthread_condattr_init(&attr));
+		IOM_CHECK_PTHREAD(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC));
+		IOM_CHECK_PTHREAD(pthread_cond_init(&pgdat->kcompactd_wait, &attr));
+		IOM_CHECK_PTHREAD(pthread_condattr_destroy(&attr));
+		IOM_CHECK_PTHREAD(pthread_mutex_init(&pgdat->kcompactd_lock, NULL));
+		pgdat->kcompactd_max_order = 0;
+		pgdat->kcompactd_highest_zoneidx = pgdat_highest_zoneidx(pgdat);
+		pgdat->kcompactd_inited = true;
+	}
+	if (!m->cfg.kcompactd)
+		return 0;
+	for (nid = 0; nid < m->nr_nodes; nid++) {
+		ret = kcompactd_run(m, (int)nid);
+		if (ret)
+			return ret;	/* the caller's destroy stops the others */
+	}
+	return 0;
+}
+
+void kcompactd_exit(struct iom_machine *m)
+{
+	unsigned int nid;
+
+	for (nid = 0; nid < m->nr_nodes; nid++) {
+		struct pglist_data *pgdat = m->node_data[nid];
+
+		if (!pgdat || !pgdat->kcompactd_inited)
+			continue;
+		kcompactd_stop(m, (int)nid);
+		pthread_cond_destroy(&pgdat->kcompactd_wait);
+		pthread_mutex_destroy(&pgdat->kcompactd_lock);
+		pgdat->kcompactd_inited = false;
+	}
+}
+
+/* ---- the kcompactd API -------------------------------------------------- */
+
+static struct pglist_data *machine_pgdat(struct iom_machine *m, int nid)
+{
+	if (!m || nid < 0 || (unsigned int)nid >= m->nr_nodes ||
+	    nid >= IOM_MAX_NUMNODES || !m->node_data[nid])
+		return NULL;
+	return m->node_data[nid];
+}
+
+int iom_sysctl_compaction_proactiveness(struct iom_machine *m, int value)
+{
+	unsigned int nid;
+
+	if (!m)
+		return -EINVAL;
+	if (value < 0 || value > 100) {
+		iom_warn(m, "compaction_proactiveness: %d is not in 0..100", value);
+		return -EINVAL;
+	}
+	atomic_store(&m->compaction_proactiveness, value);
+	if (!value)
+		return 0;
+	/* compaction_proactiveness_sysctl_handler(): a write triggers a run */
+	for (nid = 0; nid < m->nr_nodes; nid++) {
+		struct pglist_data *pgdat = m->node_data[nid];
+
+		kcompactd_lock(pgdat);
+		if (!pgdat->proactive_compact_trigger) {
+			pgdat->proactive_compact_trigger = true;
+			IOM_CHECK_PTHREAD(pthread_cond_signal(&pgdat->kcompactd_wait));
+		}
+		kcompactd_unlock(pgdat);
+	}
+	return 0;
+}
+
+int iom_compaction_proactiveness(const struct iom_machine *m)
+{
+	if (!m)
+		return -EINVAL;
+	return proactiveness(m);
+}
+
+int iom_fragmentation_score_node(struct iom_machine *m, int nid)
+{
+	struct pglist_data *pgdat = machine_pgdat(m, nid);
+
+	if (!pgdat)
+		return -EINVAL;
+	return (int)fragmentation_score_node(pgdat);
+}
+
+int iom_fragmentation_score_zone(struct iom_machine *m, int nid, int zone_type)
+{
+	struct zone *zone = machine_zone(m, nid, zone_type);
+
+	if (!zone || !populated_zone(zone))
+		return -EINVAL;
+	return (int)fragmentation_score_zone(zone);
+}
+
+int iom_fragmentation_score_wmark(const struct iom_machine *m, bool low)
+{
+	if (!m)
+		return -EINVAL;
+	return (int)fragmentation_score_wmark(m, low);
+}
+
+int iom_wakeup_kcompactd(struct iom_machine *m, int nid, unsigned int order)
+{
+	struct pglist_data *pgdat = machine_pgdat(m, nid);
+
+	if (!pgdat || order > m->max_order) {
+		if (m)
+			iom_warn(m, "iom_wakeup_kcompactd: bad node %d or order %u",
+				 nid, order);
+		return -EINVAL;
+	}
+	wakeup_kcompactd(pgdat, (int)order, pgdat_highest_zoneidx(pgdat));
+	return 0;
+}
+
+int iom_kcompactd_run(struct iom_machine *m, int nid, unsigned int order)
+{
+	struct pglist_data *pgdat = machine_pgdat(m, nid);
+	bool requested, trigger, deferred = false;
+	enum proactive_step step;
+
+	if (!pgdat || order > m->max_order) {
+		if (m)
+			iom_warn(m, "iom_kcompactd_run: bad node %d or order %u",
+				 nid, order);
+		return -EINVAL;
+	}
+	kcompactd_lock(pgdat);
+	if (pgdat->kcompactd_max_order < (int)order)
+		pgdat->kcompactd_max_order = (int)order;
+	requested = pgdat->kcompactd_max_order > 0;
+	trigger = pgdat->proactive_compact_trigger;
+	kcompactd_unlock(pgdat);
+
+	if (requested && !trigger) {
+		kcompactd_do_work(m, pgdat);
+		kcompactd_lock(pgdat);
+		pgdat->proactive_defer = 0;	/* the thread's timeout reset */
+		kcompactd_unlock(pgdat);
+		return IOM_KCOMPACTD_WORK;
+	}
+
+	/* one interval passed (or a sysctl write triggered the step) */
+	kcompactd_lock(pgdat);
+	if (!trigger && pgdat->proactive_defer) {
+		pgdat->proactive_defer--;
+		deferred = true;
+	}
+	kcompactd_unlock(pgdat);
+	if (deferred)
+		return IOM_KCOMPACTD_DEFERRED;
+	step = kcompactd_proactive_step(m, pgdat);
+	kcompactd_lock(pgdat);
+	/* the thread would sleep 64 intervals: skip the next 63 calls */
+	pgdat->proactive_defer = step == PROACTIVE_NO_PROGRESS ?
+				 (1U << COMPACT_MAX_DEFER_SHIFT) - 1 : 0;
+	pgdat->proactive_compact_trigger = false;
+	kcompactd_unlock(pgdat);
+	return step == PROACTIVE_NONE ? IOM_KCOMPACTD_IDLE : IOM_KCOMPACTD_PROACTIVE;
 }

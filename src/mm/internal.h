@@ -220,6 +220,7 @@ struct compact_control {
 	unsigned long total_free_scanned;
 	int order;			/* -1: compact the whole zone */
 	enum iom_migrate_mode mode;
+	bool proactive_compaction;	/* stop at the low score watermark */
 };
 
 /*
@@ -232,6 +233,19 @@ struct compact_control {
 unsigned long isolate_migratepages_range(struct compact_control *cc,
 					 unsigned long low_pfn,
 					 unsigned long end_pfn);
+
+/*
+ * kcompactd (compaction.c). kcompactd_init() sets up every node's
+ * kcompactd state after iom_mm_init() and starts the threads when the
+ * config asks (kcompactd_run()); kcompactd_exit() stops and joins them
+ * (kcompactd_stop()) before the memory goes; safe on a machine whose
+ * creation failed half way. wakeup_kcompactd(): kswapd's hand-over for a
+ * high-order request, from any thread, with no lock held.
+ */
+int kcompactd_init(struct iom_machine *m);
+void kcompactd_exit(struct iom_machine *m);
+void wakeup_kcompactd(struct pglist_data *pgdat, int order,
+		      int highest_zoneidx);
 
 /* ---- migrate.c ---------------------------------------------------------- */
 

@@ -114,6 +114,27 @@ struct pglist_data {
 	struct zone node_zones[IOM_MAX_NR_ZONES];
 	int nr_zonerefs;
 	struct zoneref zonelist[IOM_MAX_NUMNODES * IOM_MAX_NR_ZONES + 1];
+
+	/*
+	 * kcompactd (mm/compaction.c). The kernel reads and writes these
+	 * racily; here every field below kcompactd_lock is under it, and
+	 * kcompactd_wait (the kernel's wait queue) is signalled under it.
+	 * kcompactd_lock nests nothing: it is never held across compaction.
+	 */
+	pthread_mutex_t kcompactd_lock;
+	pthread_cond_t kcompactd_wait;
+	pthread_t kcompactd;		/* valid while kcompactd_running */
+	bool kcompactd_running;		/* the thread was started */
+	bool kcompactd_should_stop;	/* kthread_should_stop() */
+	bool kcompactd_sleeping;	/* wq_has_sleeper(&kcompactd_wait) */
+	int kcompactd_max_order;
+	int kcompactd_highest_zoneidx;
+	bool proactive_compact_trigger;
+	/* proactive steps iom_kcompactd_run() still skips (the backoff) */
+	unsigned int proactive_defer;
+	bool kcompactd_inited;		/* lock and condvar initialised */
+	/* kswapd_is_running(): inline kswapd runs in progress (vmscan.c) */
+	atomic_int kswapd_active;
 };
 
 /* One zone's order-0 cache in one "cpu" (struct per_cpu_pages). */

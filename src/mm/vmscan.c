@@ -7,7 +7,10 @@
  * outgrows the inactive one.
  * Simplified: kswapd has no thread of its own: wakeup_kswapd() balances
  * the node inline, in the allocating thread, when a zone falls below its
- * low watermark (towards high, a few clusters a call); no writeback from
+ * low watermark (towards high, a few clusters a call); when that brings
+ * the zone back to its low watermark for a high-order request, kswapd
+ * "goes to sleep" and hands over to kcompactd (wakeup_kcompactd(), as
+ * kswapd_try_to_sleep() does); no writeback from
  * reclaim, no anonymous reclaim (there is no swap), and mapped file pages
  * are kept rather than unmapped.
  */
@@ -158,16 +161,31 @@ unsigned long try_to_free_pages(struct iom_machine *m, int nid,
 
 void wakeup_kswapd(struct iom_machine *m, struct zone *zone, unsigned int order)
 {
+	struct pglist_data *pgdat = zone->zone_pgdat;
 	unsigned long free = zone_page_state(zone, NR_FREE_PAGES);
 	unsigned long low = zone->_watermark[WMARK_LOW];
 	unsigned long high = zone->_watermark[WMARK_HIGH] + (1UL << order);
 	unsigned long want;
 
+	/*
+	 * A balanced node: the kernel wakes kcompactd here only for callers
+	 * that cannot compact directly, and this runs only for those that can.
+	 */
 	if (!populated_zone(zone) || free >= low || !high)
 		return;
 	want = high - free;
 	if (want > KSWAPD_BATCH)
 		want = KSWAPD_BATCH;
+	/* kswapd_is_running(): proactive compaction backs off meanwhile */
+	atomic_fetch_add_explicit(&pgdat->kswapd_active, 1, memory_order_relaxed);
 	count_vm_event(m, IOM_PAGEOUTRUN);
-	shrink_node(m, zone->zone_pgdat, want, true);
+	shrink_node(m, pgdat, want, true);
+	atomic_fetch_sub_explicit(&pgdat->kswapd_active, 1, memory_order_relaxed);
+	/*
+	 * kswapd_try_to_sleep(): reclaim is done for now; compact for the
+	 * order that woke kswapd (the zone's type stands for the request's
+	 * highest_zoneidx).
+	 */
+	if (order && zone_page_state(zone, NR_FREE_PAGES) >= low)
+		wakeup_kcompactd(pgdat, (int)order, zone->zone_type);
 }
