@@ -1,24 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Page migration (mm/migrate.c, Linux ~6.1, with the 6.3 names where they
- * are the same): migrate_pages() over a list of isolated pages,
- * unmap_and_move() (lock, unmap to migration entries, move, remap),
- * move_to_new_page() -> a_ops->migratepage or migrate_page() ->
+ * Page migration (mm/migrate.c, Linux 6.1 with the batch of 6.3/6.4):
+ * migrate_pages() cuts the list of isolated pages into batches of 512;
+ * migrate_pages_batch() unmaps every page of a batch (lock, migration
+ * entries, the TLB flush deferred), issues one flush, then moves each
+ * page (move_to_new_page() -> a_ops->migratepage or migrate_page() ->
  * migrate_page_move_mapping() + migrate_page_copy(), the latter with seed
- * 000's a_ops->migratepagecopy hook.
+ * 000's a_ops->migratepagecopy hook) and remaps it; migrate_pages_sync()
+ * retries what an ASYNC batch could not move one page at a time in the
+ * caller's mode. Also non-LRU movable pages (isolate_movable_page(), the
+ * driver's ->migratepage/->putback_page), alloc_migration_target() and
+ * move_pages(2).
  *
  * Simplified:
  *   - order-0 pages only: no THP or hugetlb split/retry, no
- *     thp_migration_* counters;
- *   - unbatched: the 6.3 batch (unmap a batch, one flush, copy, remap) is
- *     not modelled; each page is unmapped, moved and remapped in turn;
+ *     thp_migration_* counters (a compound page is refused by isolation);
+ *   - CPU TLBs are not modelled: the batch's one flush, and the per-PTE
+ *     flush without TTU_BATCH_FLUSH, are counted (nr_tlb_remote_flush,
+ *     nr_tlb_local_flush_one), not performed;
+ *   - cond_resched() yields only on retry passes (a userspace thread
+ *     cannot see need_resched());
  *   - no writeback in libiommig: PG_writeback is honoured (-EBUSY in the
  *     ASYNC and SYNC_LIGHT modes, a wait in SYNC) but never set by the
  *     library; a file mapping without ->migratepage uses migrate_page()
  *     (as shmem does) instead of fallback_migrate_folio()'s writeout;
- *   - no swap cache, no KSM, no memcg, no NUMA balancing state;
- *   - non-LRU movable pages (isolate_movable_page) are put back through
- *     ->putback_page but cannot be isolated here yet.
+ *   - no swap cache, no KSM, no memcg, no NUMA balancing state, no
+ *     cpusets (move_pages may use every node with memory);
+ *   - non-LRU movable pages use the pre-6.0 address_space_operations
+ *     (isolate_page, migratepage, putback_page), not movable_operations.
  *
  * Conventions: @m machine; @page the old page, @newpage the target;
  * @mapping @page's address_space (NULL for anonymous pages).
