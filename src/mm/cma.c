@@ -18,10 +18,11 @@
  * printed at warning level (the project's level for allocation failures;
  * the kernel uses pr_err).
  *
- * Lock order: cma->mutex (held across alloc_contig_range(), so outside
- * page locks and everything migration takes) → cma->lock (the bitmap;
- * held by iom_cma_release() while it frees the pages, so outside lru_lock
- * and the allocator's locks, never while allocating).
+ * Locks: cma->mutex is held across alloc_contig_range(), so it comes
+ * before page locks and everything migration takes; cma->lock guards the
+ * bitmap and is held by iom_cma_release() while it frees the pages, so it
+ * comes before lru_lock and the allocator's locks. The two are never held
+ * together, and cma->lock never while allocating.
  */
 #include <limits.h>
 #include <stdio.h>
