@@ -18,10 +18,11 @@
  * printed at warning level (the project's level for allocation failures;
  * the kernel uses pr_err).
  *
- * Lock order: cma->mutex (held across alloc_contig_range(), so outside
- * page locks and everything migration takes) → cma->lock (the bitmap;
- * held by iom_cma_release() while it frees the pages, so outside lru_lock
- * and the allocator's locks, never while allocating).
+ * Locks: cma->mutex is held across alloc_contig_range(), so it comes
+ * before page locks and everything migration takes; cma->lock guards the
+ * bitmap and is held by iom_cma_release() while it frees the pages, so it
+ * comes before lru_lock and the allocator's locks. The two are never held
+ * together, and cma->lock never while allocating.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -357,35 +358,13 @@ const char *iom_cma_get_name(const struct iom_cma *cma)
 	return cma ? cma->name : NULL;
 }
 
-unsigned long iom_cma_used_pages(struct iom_cma *cma)
+/* The clear bits of the bitmap: how many, and the longest run of them. */
+static void cma_bitmap_free_runs(struct iom_cma *cma, unsigned long *nr_free,
+				 unsigned long *maxchunk)
 {
-	unsigned long nbits, start = 0, used = 0;
+	unsigned long nbits = cma_bitmap_maxno(cma), start = 0;
 
-	if (!cma)
-		return 0;
-	nbits = cma_bitmap_maxno(cma);
-	cma_lock(cma);
-	while (start < nbits) {
-		unsigned long set = find_next(cma->bitmap, nbits, start, true);
-		unsigned long zero;
-
-		if (set >= nbits)
-			break;
-		zero = find_next(cma->bitmap, nbits, set, false);
-		used += zero - set;
-		start = zero;
-	}
-	cma_unlock(cma);
-	return used << cma->order_per_bit;
-}
-
-unsigned long iom_cma_maxchunk_pages(struct iom_cma *cma)
-{
-	unsigned long nbits, start = 0, maxchunk = 0;
-
-	if (!cma)
-		return 0;
-	nbits = cma_bitmap_maxno(cma);
+	*nr_free = *maxchunk = 0;
 	cma_lock(cma);
 	while (start < nbits) {
 		unsigned long zero = find_next(cma->bitmap, nbits, start, false);
@@ -394,11 +373,31 @@ unsigned long iom_cma_maxchunk_pages(struct iom_cma *cma)
 		if (zero >= nbits)
 			break;
 		set = find_next(cma->bitmap, nbits, zero, true);
-		if (set - zero > maxchunk)
-			maxchunk = set - zero;
+		*nr_free += set - zero;
+		if (set - zero > *maxchunk)
+			*maxchunk = set - zero;
 		start = set;
 	}
 	cma_unlock(cma);
+}
+
+unsigned long iom_cma_used_pages(struct iom_cma *cma)
+{
+	unsigned long nr_free, maxchunk;
+
+	if (!cma || !cma->bitmap)
+		return 0;
+	cma_bitmap_free_runs(cma, &nr_free, &maxchunk);
+	return (cma_bitmap_maxno(cma) - nr_free) << cma->order_per_bit;
+}
+
+unsigned long iom_cma_maxchunk_pages(struct iom_cma *cma)
+{
+	unsigned long nr_free, maxchunk;
+
+	if (!cma || !cma->bitmap)
+		return 0;
+	cma_bitmap_free_runs(cma, &nr_free, &maxchunk);
 	return maxchunk << cma->order_per_bit;
 }
 

@@ -3,7 +3,8 @@
  * CMA allocation and alloc_contig_range() (src/mm/cma.c, page_alloc.c):
  * iom_cma_alloc() takes the whole area, aligned chunks, and the same chunk
  * again after a release, with the bitmap's used/maxchunk numbers following;
- * bad requests and bad releases change nothing; a process's anonymous
+ * bad requests and bad releases change nothing; a write into a poisoned
+ * free page of the area is caught when it is allocated; a process's anonymous
  * pages living in the area are migrated out and still read back their
  * stamps (and the check fails when migration skips the copy); a page with
  * an extra reference makes the range busy ("PFNs busy", -EBUSY, nothing
@@ -366,6 +367,41 @@ static void cma_bad_requests_change_nothing(void **state)
 	test_assert_machine_clean(other);
 	iom_machine_destroy(m);
 	iom_machine_destroy(other);
+}
+
+/*
+ * What this proves: the pages iom_cma_alloc() takes off the free lists are
+ * checked like any new page: with poisoning on, a write into a free page
+ * of the area is reported when the area is allocated.
+ */
+static void cma_alloc_checks_poisoned_free_pages(void **state)
+{
+	struct iom_machine_config cfg = { 0 };
+	struct iom_machine *m;
+	struct iom_cma *cma;
+	struct iom_page *pages;
+
+	(void)state;
+	cfg.mem_size = 16 * MiB;
+	cfg.nr_cma_areas = 1;
+	cfg.cma[0].size = 4 * MiB;
+	cfg.page_poison = 1;
+	m = test_machine(0, &tlog, &cfg);
+	assert_non_null(m);
+	cma = iom_cma_get(m, 0);
+	/* pages are poisoned when freed (memory never allocated is not) */
+	pages = iom_cma_alloc(cma, 16, 0, false);
+	assert_non_null(pages);
+	assert_int_equal(iom_cma_release(cma, pages, 16), 0);
+	iom_drain_all_pages(m);
+	assert_int_equal(iom_machine_bug_count(m), 0);
+	((char *)iom_page_address(m, iom_pfn_to_page(m, area_base(cma) + 7)))[100] = 1;
+	pages = iom_cma_alloc(cma, 16, 0, false);
+	assert_non_null(pages);
+	assert_int_equal(iom_machine_bug_count(m), 1);
+	assert_true(test_log_contains(&tlog, "a free page was written"));
+	assert_int_equal(iom_cma_release(cma, pages, 16), 0);
+	iom_machine_destroy(m);
 }
 
 /* ---- migration out of the area -------------------------------------------- */
@@ -746,6 +782,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cma_alloc_whole_area_chunks_and_again),
 		cmocka_unit_test(cma_bad_requests_change_nothing),
+		cmocka_unit_test(cma_alloc_checks_poisoned_free_pages),
 		cmocka_unit_test(cma_alloc_migrates_process_pages_out),
 		cmocka_unit_test(cma_data_check_fails_without_the_copy),
 		cmocka_unit_test(pinned_page_makes_the_range_busy),
