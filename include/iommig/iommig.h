@@ -12,5 +12,6 @@
 #include <iommig/memory.h>
 #include <iommig/migrate.h>
 #include <iommig/compaction.h>
+#include <iommig/gup.h>
 
 #endif /* IOMMIG_IOMMIG_H */
