@@ -13,5 +13,6 @@
 #include <iommig/migrate.h>
 #include <iommig/compaction.h>
 #include <iommig/cma.h>
+#include <iommig/gup.h>
 
 #endif /* IOMMIG_IOMMIG_H */

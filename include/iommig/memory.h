@@ -57,7 +57,9 @@ IOM_API int iom_mm_create(struct iom_machine *m, struct iom_mm **mmp);
 IOM_API void iom_mm_destroy(struct iom_mm *mm);
 /**
  * iom_fork() - dup_mmap(): a child with the same VMAs. Shared mappings map
- * the same pages; private ones share them read-only and copy on write.
+ * the same pages; private ones share them read-only and copy on write,
+ * except anonymous pages the parent may have DMA-pinned
+ * (iom_pin_user_pages()), which the child gets a copy of at once.
  * Return: 0, -ENOMEM (nothing is left half-built).
  */
 IOM_API int iom_fork(struct iom_mm *parent, struct iom_mm **childp);

@@ -265,6 +265,36 @@ struct migration_target_control {
 struct iom_page *alloc_migration_target(struct iom_page *page,
 					unsigned long private);
 
+/* ---- gup.c ------------------------------------------------------------- */
+
+/* GUP_PIN_COUNTING_BIAS (include/linux/mm.h): one FOLL_PIN of an order-0 page. */
+#define GUP_PIN_COUNTING_BIAS	1024
+
+/*
+ * memalloc_pin_save() / memalloc_pin_restore(): PF_MEMALLOC_PIN for the
+ * calling thread (a long-term pin runs with it), and current_gfp_context():
+ * under it, allocations drop __GFP_MOVABLE, so they come from neither
+ * ZONE_MOVABLE nor CMA. The kernel applies current_gfp_context() in
+ * __alloc_pages() for every allocation; libiommig applies it in the fault
+ * paths of memory.c, the allocations a pin can trigger.
+ */
+extern _Thread_local unsigned int iom_memalloc_pin_depth;
+
+static inline unsigned int memalloc_pin_save(void)
+{
+	return iom_memalloc_pin_depth++;
+}
+static inline void memalloc_pin_restore(unsigned int flags)
+{
+	iom_memalloc_pin_depth = flags;
+}
+static inline iom_gfp_t current_gfp_context(iom_gfp_t gfp)
+{
+	if (iom_memalloc_pin_depth)
+		gfp &= ~IOM___GFP_MOVABLE;
+	return gfp;
+}
+
 /* ---- mm_init.c / cma.c / page_isolation.c ------------------------------- */
 
 int iom_mm_init(struct iom_machine *m);

@@ -4,7 +4,10 @@
  * and copy_{to,from}_user are folded into iom_access()). Simplified: one
  * page-table lock per process (no split PTLs), no shared zero page (read
  * faults allocate a zeroed page), no THP, no swap. An access copies under
- * the page-table lock, which stands for the TLB and its shootdown.
+ * the page-table lock, which stands for the TLB and its shootdown. No
+ * PageAnonExclusive: an anonymous page mapped once is exclusive, and may
+ * be reused by a write fault if nobody else holds it or it is DMA-pinned
+ * (gup.c keeps pinned pages exclusive: unshare on pin, copy on fork).
  */
 #include <errno.h>
 #include <sched.h>
@@ -332,7 +335,8 @@ static int do_anonymous_page(struct vm_area_struct *vma, uint64_t addr)
 
 	if (anon_vma_prepare(vma) || __pte_alloc(mm, addr))
 		return -ENOMEM;
-	page = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE | IOM___GFP_ZERO, 0);
+	page = iom_alloc_pages(m, current_gfp_context(IOM_GFP_HIGHUSER_MOVABLE |
+						      IOM___GFP_ZERO), 0);
 	if (!page)
 		return -ENOMEM;
 	ptl_lock(mm);
@@ -363,7 +367,7 @@ static int do_cow_fault(struct vm_area_struct *vma, uint64_t addr,
 
 	if (anon_vma_prepare(vma))
 		return -ENOMEM;
-	new = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
+	new = iom_alloc_pages(m, current_gfp_context(IOM_GFP_HIGHUSER_MOVABLE), 0);
 	if (!new)
 		return -ENOMEM;
 	page = vma_getpage(vma, index);
@@ -407,7 +411,8 @@ static struct iom_page *shmem_getpage(struct iom_address_space *mapping,
 
 		if (page)
 			return page;
-		page = iom_alloc_pages(m, mapping->gfp_mask | IOM___GFP_ZERO, 0);
+		page = iom_alloc_pages(m, current_gfp_context(mapping->gfp_mask |
+							      IOM___GFP_ZERO), 0);
 		if (!page)
 			return NULL;
 		iom_SetPageSwapBacked(page);
@@ -483,14 +488,29 @@ static void dirty_shared_page(struct iom_page *page)
 }
 
 /*
- * do_wp_page() - a write to a present read-only PTE of a writable VMA.
+ * An anonymous page only this PTE maps, that nobody else holds -- or that
+ * is DMA-pinned: fork copies pinned pages and a read pin unshares first
+ * (gup.c), so a pinned page mapped once is exclusive (the kernel's
+ * PageAnonExclusive, which libiommig does not keep).
+ */
+static bool wp_can_reuse_anon(const struct iom_page *page)
+{
+	if (!iom_PageAnon(page) || iom_page_mapcount(page) != 1)
+		return false;
+	return iom_page_ref_count(page) == 1 ||
+	       iom_page_ref_count(page) >= GUP_PIN_COUNTING_BIAS;
+}
+
+/*
+ * do_wp_page() - a write to a present read-only PTE of a writable VMA, or
+ * (@unshare) a read that needs an exclusive anonymous page.
  * Shared: make it writable and dirty the page (wp_page_shared()). Private:
- * reuse an anonymous page nobody else maps or holds (wp_page_reuse()),
- * else copy it (wp_page_copy()).
+ * reuse an exclusive anonymous page (wp_page_reuse()), else copy it
+ * (wp_page_copy()); an unshare leaves the PTE read-only.
  * Context: page_table_lock held on entry, released on return.
  */
 static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
-		      pte_t pte)
+		      pte_t pte, bool unshare)
 {
 	struct iom_mm *mm = vma->vm_mm;
 	struct iom_machine *m = mm->m;
@@ -498,6 +518,12 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 	struct iom_mmu_notifier_range range;
 	pte_t cur;
 
+	/* only an anonymous page mapped more than once is not exclusive */
+	if (unshare && (vma->vm_flags & VM_SHARED || !iom_PageAnon(page) ||
+			iom_page_mapcount(page) < 2)) {
+		ptl_unlock(mm);
+		return 0;
+	}
 	if (vma->vm_flags & VM_SHARED) {
 		set_pte(ptep, pte_mkyoung(pte_mkdirty(pte_mkwrite(pte))));
 		iom_get_page(m, page);
@@ -506,8 +532,7 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 		iom_put_page(m, page);
 		return 0;
 	}
-	if (iom_PageAnon(page) && iom_page_mapcount(page) == 1 &&
-	    iom_page_ref_count(page) == 1) {
+	if (wp_can_reuse_anon(page)) {
 		set_pte(ptep, pte_mkyoung(pte_mkdirty(pte_mkwrite(pte))));
 		ptl_unlock(mm);
 		return 0;
@@ -519,7 +544,7 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 		iom_put_page(m, page);
 		return -ENOMEM;
 	}
-	new = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
+	new = iom_alloc_pages(m, current_gfp_context(IOM_GFP_HIGHUSER_MOVABLE), 0);
 	if (!new) {
 		iom_put_page(m, page);
 		return -ENOMEM;
@@ -532,7 +557,8 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 	ptl_lock(mm);
 	ptep = __pte_offset_map(mm, addr);
 	cur = ptep ? ptep_get(ptep) : 0;
-	if (!pte_present(cur) || pte_pfn(cur) != pte_pfn(pte) || pte_write(cur)) {
+	if (!pte_present(cur) || pte_pfn(cur) != pte_pfn(pte) || pte_write(cur) ||
+	    (unshare && iom_page_mapcount(page) < 2)) {
 		/* someone else changed the PTE meanwhile: look again */
 		ptl_unlock(mm);
 		mmu_notifier_invalidate_range_end(&range);
@@ -546,12 +572,42 @@ static int do_wp_page(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep,
 		atomic_fetch_add(&mm->rss_anon, 1);
 	}
 	page_add_new_anon_rmap(new, vma, addr);
-	set_pte(ptep, mk_user_pte(m, new, true));
+	set_pte(ptep, unshare ? pte_mkyoung(pfn_pte(page_to_pfn(m, new),
+						    _PAGE_PRESENT | _PAGE_USER)) :
+				mk_user_pte(m, new, true));
 	iom_lru_cache_add(m, new);
 	ptl_unlock(mm);
 	mmu_notifier_invalidate_range_end(&range);
 	iom_put_page(m, page);		/* the old PTE's reference */
 	iom_put_page(m, page);		/* ours */
+	return 0;
+}
+
+/* ---- fork of DMA-pinned pages (copy_present_pte()) ---------------------- */
+
+struct iom_page *page_copy_prealloc(struct iom_mm *src_mm)
+{
+	return iom_alloc_pages(src_mm->m,
+			       current_gfp_context(IOM_GFP_HIGHUSER_MOVABLE), 0);
+}
+
+int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte,
+		      uint64_t addr, struct iom_page *page,
+		      struct iom_page **prealloc)
+{
+	struct iom_mm *dst_mm = dst_vma->vm_mm;
+	struct iom_machine *m = dst_mm->m;
+	struct iom_page *new = *prealloc;
+
+	if (!new)
+		return -EAGAIN;
+	*prealloc = NULL;
+	/* the parent writes under its page_table_lock, held here */
+	memcpy(page_address(m, new), page_address(m, page), IOM_PAGE_SIZE);
+	page_add_new_anon_rmap(new, dst_vma, addr);
+	set_pte(dst_pte, mk_user_pte(m, new, dst_vma->vm_flags & VM_WRITE));
+	iom_lru_cache_add(m, new);
+	atomic_fetch_add(&dst_mm->rss_anon, 1);
 	return 0;
 }
 
@@ -583,6 +639,7 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr,
 {
 	struct iom_mm *mm = vma->vm_mm;
 	bool write = flags & FAULT_FLAG_WRITE;
+	bool unshare = !write && (flags & FAULT_FLAG_UNSHARE);
 	pte_t *ptep, pte;
 
 	if (!vma_access_ok(vma, write))
@@ -606,7 +663,9 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr,
 		return -EFAULT;	/* device-private entries: a later issue */
 	}
 	if (write && !pte_write(pte))
-		return do_wp_page(vma, addr, ptep, pte);
+		return do_wp_page(vma, addr, ptep, pte, false);
+	if (unshare && is_cow_mapping(vma->vm_flags) && !pte_write(pte))
+		return do_wp_page(vma, addr, ptep, pte, true);
 	set_pte(ptep, write ? pte_mkdirty(pte_mkyoung(pte)) : pte_mkyoung(pte));
 	ptl_unlock(mm);
 	return 0;

@@ -323,6 +323,7 @@ struct iom_mm {
 	atomic_int nr_notifiers;
 
 	atomic_ulong migration_waits;
+	atomic_bool has_pinned;		/* MMF_HAS_PINNED: gup.c pinned a page */
 };
 
 static inline void mmap_read_lock(struct iom_mm *mm)
@@ -397,6 +398,12 @@ int walk_page_range(struct iom_mm *mm, uint64_t start, uint64_t end,
 
 /* handle_mm_fault() flags. */
 #define FAULT_FLAG_WRITE	0x01
+/*
+ * FAULT_FLAG_UNSHARE: a read fault that must leave an exclusive anonymous
+ * page behind (gup.c's read pin of a page shared after fork): a shared
+ * anonymous page of a COW mapping is copied, and the copy mapped read-only.
+ */
+#define FAULT_FLAG_UNSHARE	0x02
 
 /*
  * handle_mm_fault() - resolve a fault at @addr of @vma: allocate page
@@ -437,6 +444,39 @@ void free_pgtables(struct iom_mm *mm, uint64_t start, uint64_t end);
  */
 void mm_populate(struct iom_mm *mm, uint64_t start, uint64_t end, bool write);
 
+
+/*
+ * page_needs_cow_for_dma() - fork must give the child its own copy of
+ * @page now instead of sharing it copy-on-write: the parent (@vma's
+ * process) has pinned pages and @page, anonymous in a COW mapping, may be
+ * DMA-pinned. Sharing it would let the parent's next write copy it away
+ * from the device's view.
+ */
+static inline bool page_needs_cow_for_dma(struct vm_area_struct *vma,
+					  const struct iom_page *page)
+{
+	if (!is_cow_mapping(vma->vm_flags) || !iom_PageAnon(page))
+		return false;
+	if (!atomic_load_explicit(&vma->vm_mm->has_pinned, memory_order_relaxed))
+		return false;
+	return iom_page_ref_count(page) >= GUP_PIN_COUNTING_BIAS;
+}
+/*
+ * page_copy_prealloc() - the page fork copies a pinned page into, allocated
+ * with no lock held (page_table_lock of neither process). NULL: no memory.
+ */
+struct iom_page *page_copy_prealloc(struct iom_mm *src_mm);
+/*
+ * copy_present_page() - fork's copy of the pinned @page, mapped at @addr of
+ * @dst_vma by @dst_pte (which must be none): the content goes into
+ * *@prealloc, which the child then owns; the parent keeps @page, and its
+ * PTE, unchanged. Context: both page_table_locks held.
+ * Return: 0; -EAGAIN if *@prealloc is NULL (drop the locks, allocate it
+ * with page_copy_prealloc() and try again).
+ */
+int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte,
+		      uint64_t addr, struct iom_page *page,
+		      struct iom_page **prealloc);
 
 /* ---- mmap.c ------------------------------------------------------------- */
 

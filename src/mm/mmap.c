@@ -454,12 +454,16 @@ fail:
  * copy_pte_range() for one PTE table of @src_vma: present pages are shared
  * (a reference and a mapcount more), write-protected in both processes if
  * the mapping is private (COW); migration entries are copied, made
- * read-only for a private mapping (copy_nonpresent_pte()).
+ * read-only for a private mapping (copy_nonpresent_pte()). A page that may
+ * be DMA-pinned is copied for the child at once (copy_present_page(), in
+ * memory.c), into *@prealloc.
  * Context: both page_table_locks held.
+ * Return: @end; or the address of a pinned page met with no *@prealloc.
  */
-static void copy_pte_table(struct vm_area_struct *dst_vma,
-			   struct vm_area_struct *src_vma, pte_t *dst, pte_t *src,
-			   uint64_t addr, uint64_t end)
+static uint64_t copy_pte_table(struct vm_area_struct *dst_vma,
+			       struct vm_area_struct *src_vma, pte_t *dst,
+			       pte_t *src, uint64_t addr, uint64_t end,
+			       struct iom_page **prealloc)
 {
 	struct iom_machine *m = src_vma->vm_mm->m;
 	bool cow = is_cow_mapping(src_vma->vm_flags);
@@ -481,6 +485,11 @@ static void copy_pte_table(struct vm_area_struct *dst_vma,
 		}
 		struct iom_page *page = pfn_to_page(m, pte_pfn(pte));
 
+		if (page_needs_cow_for_dma(src_vma, page)) {
+			if (copy_present_page(dst_vma, dst, addr, page, prealloc))
+				return addr;
+			continue;
+		}
 		if (cow && pte_write(pte)) {
 			pte = pte_wrprotect(pte);
 			set_pte(src, pte);
@@ -493,6 +502,7 @@ static void copy_pte_table(struct vm_area_struct *dst_vma,
 			pte = pte_mkclean(pte);
 		set_pte(dst, pte_mkold(pte));
 	}
+	return end;
 }
 
 /* copy_page_range(): the PTEs of @src_vma into the child. */
@@ -502,6 +512,7 @@ static int copy_page_range(struct vm_area_struct *dst_vma,
 	struct iom_mm *src_mm = src_vma->vm_mm, *dst_mm = dst_vma->vm_mm;
 	struct iom_mmu_notifier_range range;
 	bool cow = is_cow_mapping(src_vma->vm_flags);
+	struct iom_page *prealloc = NULL;
 	uint64_t addr, next;
 	int ret = 0;
 
@@ -528,10 +539,22 @@ static int copy_page_range(struct vm_area_struct *dst_vma,
 		ptl_lock(src_mm);
 		ptl_lock(dst_mm);
 		dst = __pte_offset_map(dst_mm, addr);
-		copy_pte_table(dst_vma, src_vma, dst, src, addr, next);
+		addr = copy_pte_table(dst_vma, src_vma, dst,
+				      src, addr, next, &prealloc);
 		ptl_unlock(dst_mm);
 		ptl_unlock(src_mm);
+		if (addr < next) {
+			/* a pinned page to copy: allocate with no lock held */
+			prealloc = page_copy_prealloc(src_mm);
+			if (!prealloc) {
+				ret = -ENOMEM;
+				break;
+			}
+			next = addr;	/* resume at that page */
+		}
 	}
+	if (prealloc)
+		iom_put_page(src_mm->m, prealloc);
 	if (cow)
 		mmu_notifier_invalidate_range_end(&range);
 	return ret;
@@ -541,7 +564,8 @@ static int copy_page_range(struct vm_area_struct *dst_vma,
  * iom_fork() - dup_mmap(): a child process with a copy of every VMA.
  * Shared mappings map the same pages; private ones map them read-only in
  * both processes and copy on the first write (a reference and a mapcount
- * more per page). The child's private VMAs join the parent's anon_vma
+ * more per page); an anonymous page the parent may have DMA-pinned is
+ * copied for the child at once (copy_present_page()). The child's private VMAs join the parent's anon_vma
  * (simplified: no anon_vma_chain, so no per-child anon_vma).
  * @parent: the process to copy.  @childp: gets the child.
  * Context: takes the parent's mmap_lock for write.
