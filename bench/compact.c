@@ -77,34 +77,18 @@ static void fill_page(uint64_t *buf, uint64_t tag)
 	buf[PG / sizeof(uint64_t) - 1] = ~tag;
 }
 
-static unsigned long free_pages_total(struct iom_machine *m,
-				      unsigned long *high_wmarks)
+/*
+ * Over every populated zone (caches drained): free pages, the sum of the
+ * high watermarks, and free blocks of order 9 or more in order-9 units.
+ */
+static void zone_totals(struct iom_machine *m, unsigned long *free_pages,
+			unsigned long *high_wmarks, double *order9_blocks)
 {
-	unsigned long n = 0;
-	unsigned int nid;
-	int zt;
-
-	*high_wmarks = 0;
-	iom_drain_all_pages(m);
-	for (nid = 0; nid < iom_nr_nodes(m); nid++)
-		for (zt = 0; zt < IOM_MAX_NR_ZONES; zt++) {
-			struct iom_zone_info zi;
-
-			if (iom_zone_info(m, (int)nid, zt, &zi) || !zi.populated)
-				continue;
-			n += zi.nr_free_pages;
-			*high_wmarks += zi.watermark_high;
-		}
-	return n;
-}
-
-/* Free blocks of order 9 and more, counted in order-9 blocks. */
-static double order9_blocks(struct iom_machine *m)
-{
-	unsigned long n = 0;
+	unsigned long o9 = 0;
 	unsigned int nid, o;
 	int zt;
 
+	*free_pages = *high_wmarks = 0;
 	iom_drain_all_pages(m);
 	for (nid = 0; nid < iom_nr_nodes(m); nid++)
 		for (zt = 0; zt < IOM_MAX_NR_ZONES; zt++) {
@@ -112,10 +96,21 @@ static double order9_blocks(struct iom_machine *m)
 
 			if (iom_zone_info(m, (int)nid, zt, &zi) || !zi.populated)
 				continue;
+			*free_pages += zi.nr_free_pages;
+			*high_wmarks += zi.watermark_high;
 			for (o = 9; o <= iom_max_order(m) && o < 32; o++)
-				n += zi.nr_free[o] << (o - 9);
+				o9 += zi.nr_free[o] << (o - 9);
 		}
-	return (double)n;
+	*order9_blocks = (double)o9;
+}
+
+static double order9_blocks(struct iom_machine *m)
+{
+	unsigned long free_pages, high;
+	double o9;
+
+	zone_totals(m, &free_pages, &high, &o9);
+	return o9;
 }
 
 static void frag_destroy(struct frag_machine *fm)
@@ -135,6 +130,7 @@ static int frag_create(const struct bench_opts *o, uint64_t mem,
 	struct iom_machine_config cfg;
 	unsigned long avail, high, nr, i;
 	uint64_t seed = COMPACT_SEED, addr;
+	double o9;
 	int ret;
 
 	memset(fm, 0, sizeof(*fm));
@@ -146,7 +142,7 @@ static int frag_create(const struct bench_opts *o, uint64_t mem,
 			    (unsigned long long)mem, strerror(-ret));
 		return ret;
 	}
-	avail = free_pages_total(fm->m, &high);
+	zone_totals(fm->m, &avail, &high, &o9);
 	if (avail < high + 2 * COMPACT_SLACK_PAGES) {
 		bench_error("--mem too small");
 		iom_machine_destroy(fm->m);

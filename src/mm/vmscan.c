@@ -182,6 +182,13 @@ void wakeup_kswapd(struct iom_machine *m, struct zone *zone, unsigned int order)
 	shrink_node(m, pgdat, want, true);
 	atomic_fetch_sub_explicit(&pgdat->kswapd_active, 1, memory_order_relaxed);
 	/*
+	 * While a zone is under reclaim (ZONE_RECLAIM_ACTIVE) the kernel caps
+	 * the pcp lists at 4 * batch, so what kswapd frees reaches the free
+	 * lists; here the reclaimed pages sit in this thread's cache: drain
+	 * it before looking at the watermark.
+	 */
+	iom_drain_local_pages(m);
+	/*
 	 * kswapd_try_to_sleep(): reclaim is done for now; compact for the
 	 * order that woke kswapd (the zone's type stands for the request's
 	 * highest_zoneidx).

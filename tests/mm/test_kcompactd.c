@@ -6,7 +6,8 @@
  * the synchronous step iom_kcompactd_run() and from the thread, woken by
  * iom_wakeup_kcompactd() or by a write to compaction_proactiveness; the
  * fragmentation score falls to the low watermark; proactiveness 0 does
- * nothing; a run that cannot lower the score backs off 64 steps; bad
+ * nothing; the inline kswapd hands a high-order request over to
+ * kcompactd; a run that cannot lower the score backs off 64 steps; bad
  * values are refused and change nothing; unmovable pages stay where they
  * are; machines with kcompactd threads come and go; and writers lose no
  * write while the thread moves their pages.
@@ -22,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mm_util.h"
+#include "frag_util.h"
 #include "mm/internal.h"
 
 #define PG IOM_PAGE_SIZE
@@ -30,136 +31,20 @@
 
 static struct test_log tlog;
 
-/* ---- a fragmented machine ------------------------------------------------ */
-
-struct frag {
-	struct iom_machine *m;
-	struct iom_mm *mm;
-	int zt;
-	uint64_t base;
-	unsigned long nr;		/* pages mapped */
-	bool *live;			/* page i still mapped */
-	unsigned long *pfn;		/* its pfn after fragmentation */
-	uint64_t *seq;			/* the last stamp's sequence number */
-	unsigned long nr_live;
-};
-
-static void stamp(uint64_t addr, uint64_t seq, uint64_t *buf)
-{
-	size_t i;
-
-	buf[0] = seq;
-	for (i = 1; i < PG / sizeof(uint64_t); i++)
-		buf[i] = (addr ^ (seq << 44)) * 0x9e3779b97f4a7c15ull + i;
-}
-
-static unsigned long pfn_at(struct frag *f, unsigned long i)
-{
-	struct iom_page *page = test_get_page_at(f->mm, f->base + i * PG);
-	unsigned long pfn = iom_page_to_pfn(f->m, page);
-
-	assert_int_equal(iom_put_page(f->m, page), 0);
-	return pfn;
-}
-
-static void check_stamps(struct frag *f)
-{
-	static uint64_t want[PG / sizeof(uint64_t)], got[PG / sizeof(uint64_t)];
-	unsigned long i;
-
-	for (i = 0; i < f->nr; i++) {
-		if (!f->live[i])
-			continue;
-		stamp(f->base + i * PG, f->seq[i], want);
-		assert_int_equal(iom_read(f->mm, f->base + i * PG, got, PG), 0);
-		assert_memory_equal(got, want, PG);
-	}
-}
-
-/* Pages in free blocks of order 9 or more in the zone. */
-static unsigned long order9_free_pages(struct iom_machine *m, int zt)
-{
-	struct iom_zone_info zi;
-	unsigned long n = 0;
-	unsigned int o;
-
-	iom_drain_all_pages(m);
-	assert_int_equal(iom_zone_info(m, 0, zt, &zi), 0);
-	for (o = 9; o <= iom_max_order(m); o++)
-		n += zi.nr_free[o] << o;
-	return n;
-}
-
 /*
- * A 16 MiB machine (@kcompactd: with the threads; @proactiveness in the
- * config's encoding), its zone filled with stamped anonymous pages of
- * which those at odd pfns are then unmapped.
+ * fragment(): frag_create() with kcompactd threads or not and
+ * @proactiveness in the config's encoding.
  */
 static void fragment(struct frag *f, bool kcompactd, int proactiveness)
 {
-	static uint64_t buf[PG / sizeof(uint64_t)];
 	struct iom_machine_config cfg;
-	struct iom_zone_info zi;
-	unsigned long i;
-	int zt;
 
-	memset(f, 0, sizeof(*f));
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.mem_size = 16 << 20;
 	cfg.kcompactd = kcompactd;
 	cfg.compaction_proactiveness = proactiveness;
-	f->m = test_machine(16, &tlog, &cfg);
-	assert_non_null(f->m);
-	f->zt = -1;
-	for (zt = 0; zt < IOM_MAX_NR_ZONES; zt++) {
-		assert_int_equal(iom_zone_info(f->m, 0, zt, &zi), 0);
-		if (zi.populated)
-			f->zt = zt;
-	}
-	assert_true(f->zt >= 0);
-	assert_int_equal(iom_mm_create(f->m, &f->mm), 0);
-	f->nr = test_nr_free(f->m);
-	f->base = test_mmap(f->mm, 0, f->nr * PG, IOM_PROT_READ | IOM_PROT_WRITE,
-			    IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0);
-	f->live = calloc(f->nr, sizeof(*f->live));
-	f->pfn = calloc(f->nr, sizeof(*f->pfn));
-	f->seq = calloc(f->nr, sizeof(*f->seq));
-	assert_non_null(f->live);
-	assert_non_null(f->pfn);
-	assert_non_null(f->seq);
-	for (i = 0; i < f->nr; i++) {
-		stamp(f->base + i * PG, 0, buf);
-		if (iom_write(f->mm, f->base + i * PG, buf, PG))
-			break;
-		f->live[i] = true;
-	}
-	assert_true(test_nr_free(f->m) <= 16);
-	for (i = 0; i < f->nr; i++) {
-		if (!f->live[i])
-			continue;
-		f->pfn[i] = pfn_at(f, i);
-		if (f->pfn[i] & 1) {
-			assert_int_equal(iom_munmap(f->mm, f->base + i * PG, PG), 0);
-			f->live[i] = false;
-		} else {
-			f->nr_live++;
-		}
-	}
-	assert_true(f->nr_live > 1000);
-	assert_int_equal(order9_free_pages(f->m, f->zt), 0);
+	frag_create(f, &cfg, &tlog);
 	assert_int_equal(iom_fragmentation_score_node(f->m, 0), 99);
 	assert_int_equal(iom_fragmentation_score_zone(f->m, 0, f->zt), 100);
-}
-
-/* Live pages that are no longer where fragment() left them. */
-static unsigned long nr_moved(struct frag *f)
-{
-	unsigned long i, moved = 0;
-
-	for (i = 0; i < f->nr; i++)
-		if (f->live[i] && pfn_at(f, i) != f->pfn[i])
-			moved++;
-	return moved;
 }
 
 /* Asleep with nothing requested: read under the thread's lock. */
@@ -195,12 +80,7 @@ static void unfragment(struct frag *f)
 {
 	if (f->m->cfg.kcompactd)
 		wait_kcompactd_idle(f->m);
-	iom_mm_destroy(f->mm);
-	test_assert_machine_clean(f->m);
-	iom_machine_destroy(f->m);
-	free(f->live);
-	free(f->pfn);
-	free(f->seq);
+	frag_destroy(f);
 }
 
 static unsigned long ev(struct iom_machine *m, int item)
@@ -300,22 +180,32 @@ static void test_config_and_bad_values(void **state)
 static void test_sync_step_makes_order9_block(void **state)
 {
 	struct frag f;
-	unsigned long wake, mscan, fscan, cmscan;
+	unsigned long wake, mscan, fscan, cmscan, cfscan, migrated;
+	int i;
 
 	(void)state;
-	fragment(&f, false, -1);
+	fragment(&f, false, 0);		/* proactiveness 20 */
+	assert_int_equal(iom_sysctl_compaction_proactiveness(f.m, 0), 0);
 	wake = ev(f.m, IOM_KCOMPACTD_WAKE);
 	mscan = ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED);
 	fscan = ev(f.m, IOM_KCOMPACTD_FREE_SCANNED);
 	cmscan = ev(f.m, IOM_COMPACTMIGRATE_SCANNED);
+	cfscan = ev(f.m, IOM_COMPACTFREE_SCANNED);
+	migrated = ev(f.m, IOM_PGMIGRATE_SUCCESS);
 
-	/* proactiveness 0 and nothing requested: nothing done */
-	assert_int_equal(iom_kcompactd_run(f.m, 0, 0), IOM_KCOMPACTD_IDLE);
+	/* proactiveness 0 and nothing requested: nothing done at all */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(iom_kcompactd_run(f.m, 0, 0), IOM_KCOMPACTD_IDLE);
 	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), wake);
-	assert_int_equal(order9_free_pages(f.m, f.zt), 0);
+	assert_int_equal(ev(f.m, IOM_COMPACTMIGRATE_SCANNED), cmscan);
+	assert_int_equal(ev(f.m, IOM_COMPACTFREE_SCANNED), cfscan);
+	assert_int_equal(ev(f.m, IOM_PGMIGRATE_SUCCESS), migrated);
+	assert_int_equal(iom_fragmentation_score_zone(f.m, 0, f.zt), 100);
+	assert_int_equal(frag_order9_free_pages(f.m, f.zt), 0);
+	assert_int_equal(frag_nr_moved(&f), 0);
 
 	assert_int_equal(iom_kcompactd_run(f.m, 0, 9), IOM_KCOMPACTD_WORK);
-	assert_true(order9_free_pages(f.m, f.zt) >= 512);
+	assert_true(frag_order9_free_pages(f.m, f.zt) >= 512);
 	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), wake + 1);
 	assert_true(ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED) > mscan);
 	assert_true(ev(f.m, IOM_KCOMPACTD_FREE_SCANNED) > fscan);
@@ -324,8 +214,8 @@ static void test_sync_step_makes_order9_block(void **state)
 		    ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED) - mscan);
 	/* not direct compaction */
 	assert_int_equal(ev(f.m, IOM_COMPACTSTALL), 0);
-	assert_true(nr_moved(&f) > 0);
-	check_stamps(&f);
+	assert_true(frag_nr_moved(&f) > 0);
+	frag_check_stamps(&f);
 
 	/* the request was served and forgotten */
 	assert_int_equal(iom_kcompactd_run(f.m, 0, 0), IOM_KCOMPACTD_IDLE);
@@ -357,11 +247,11 @@ static void test_sync_proactive_reaches_low_wmark(void **state)
 	assert_true(iom_fragmentation_score_node(f.m, 0) <= low);
 	/* it stopped there: not the whole zone */
 	assert_true(iom_fragmentation_score_zone(f.m, 0, f.zt) > 50);
-	assert_true(order9_free_pages(f.m, f.zt) >= 512);
+	assert_true(frag_order9_free_pages(f.m, f.zt) >= 512);
 	assert_true(ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED) > mscan);
 	/* proactive work is no wake-up */
 	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), wake);
-	check_stamps(&f);
+	frag_check_stamps(&f);
 
 	/* below the high watermark now: nothing more */
 	mscan = ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED);
@@ -377,32 +267,8 @@ static void test_sync_proactive_reaches_low_wmark(void **state)
 	assert_int_equal(iom_sysctl_compaction_proactiveness(f.m, 100), 0);
 	assert_int_equal(iom_kcompactd_run(f.m, 0, 0), IOM_KCOMPACTD_PROACTIVE);
 	assert_true(iom_fragmentation_score_zone(f.m, 0, f.zt) < score);
-	assert_true(order9_free_pages(f.m, f.zt) >= f.nr_live / 2);
-	check_stamps(&f);
-	unfragment(&f);
-}
-
-static void test_proactiveness_zero_does_nothing(void **state)
-{
-	struct frag f;
-	unsigned long mscan, fscan, migrated;
-	int i;
-
-	(void)state;
-	fragment(&f, false, 0);
-	assert_int_equal(iom_sysctl_compaction_proactiveness(f.m, 0), 0);
-	mscan = ev(f.m, IOM_COMPACTMIGRATE_SCANNED);
-	fscan = ev(f.m, IOM_COMPACTFREE_SCANNED);
-	migrated = ev(f.m, IOM_PGMIGRATE_SUCCESS);
-	for (i = 0; i < 3; i++)
-		assert_int_equal(iom_kcompactd_run(f.m, 0, 0), IOM_KCOMPACTD_IDLE);
-	assert_int_equal(ev(f.m, IOM_COMPACTMIGRATE_SCANNED), mscan);
-	assert_int_equal(ev(f.m, IOM_COMPACTFREE_SCANNED), fscan);
-	assert_int_equal(ev(f.m, IOM_PGMIGRATE_SUCCESS), migrated);
-	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), 0);
-	assert_int_equal(iom_fragmentation_score_zone(f.m, 0, f.zt), 100);
-	assert_int_equal(order9_free_pages(f.m, f.zt), 0);
-	assert_int_equal(nr_moved(&f), 0);
+	assert_true(frag_order9_free_pages(f.m, f.zt) >= f.nr_live / 2);
+	frag_check_stamps(&f);
 	unfragment(&f);
 }
 
@@ -472,11 +338,11 @@ static void immovable_in_every_block(bool pinned)
 
 	/* kcompactd for order 9: done, no block */
 	assert_int_equal(iom_kcompactd_run(f.m, 0, 9), IOM_KCOMPACTD_WORK);
-	assert_int_equal(order9_free_pages(f.m, f.zt), 0);
+	assert_int_equal(frag_order9_free_pages(f.m, f.zt), 0);
 	/* and direct compaction says the same */
 	assert_int_equal(iom_compact_zone(f.m, 0, f.zt, 9, IOM_MIGRATE_SYNC),
 			 IOM_COMPACT_COMPLETE);
-	assert_int_equal(order9_free_pages(f.m, f.zt), 0);
+	assert_int_equal(frag_order9_free_pages(f.m, f.zt), 0);
 
 	/* proactive: no progress, then 63 steps of backoff */
 	assert_int_equal(iom_kcompactd_run(f.m, 0, 0), IOM_KCOMPACTD_PROACTIVE);
@@ -494,7 +360,7 @@ static void immovable_in_every_block(bool pinned)
 	for (i = 0; i < nr_blocks; i++) {
 		assert_int_equal(iom_page_to_pfn(f.m, held[i]), held_pfn[i]);
 		if (pinned) {
-			assert_int_equal(pfn_at(&f, held_idx[i]), held_pfn[i]);
+			assert_int_equal(frag_pfn_at(&f, held_idx[i]), held_pfn[i]);
 		} else {
 			unsigned char *p = iom_page_address(f.m, held[i]);
 			unsigned long k;
@@ -505,7 +371,7 @@ static void immovable_in_every_block(bool pinned)
 			assert_int_equal(k, PG);
 		}
 	}
-	check_stamps(&f);
+	frag_check_stamps(&f);
 
 	/*
 	 * Let go. Unpinned, kcompactd makes the block; the kernel pages'
@@ -515,9 +381,9 @@ static void immovable_in_every_block(bool pinned)
 		assert_int_equal(iom_put_page(f.m, held[i]), 0);
 	if (pinned) {
 		assert_int_equal(iom_kcompactd_run(f.m, 0, 9), IOM_KCOMPACTD_WORK);
-		assert_true(order9_free_pages(f.m, f.zt) >= 512);
+		assert_true(frag_order9_free_pages(f.m, f.zt) >= 512);
 	}
-	check_stamps(&f);
+	frag_check_stamps(&f);
 	free(held);
 	free(held_pfn);
 	free(held_idx);
@@ -536,6 +402,66 @@ static void test_unmovable_pages_stay(void **state)
 	immovable_in_every_block(false);
 }
 
+/*
+ * kswapd hands over to kcompactd: with watermarks on and the zone full of
+ * clean page-cache pages below its low watermark, an order-9 allocation
+ * runs the inline kswapd, whose reclaim brings the zone back to the low
+ * watermark; it then records the order-9 request for kcompactd, which the
+ * next iom_kcompactd_run() serves.
+ */
+static void test_kswapd_wakes_kcompactd(void **state)
+{
+	static uint64_t buf[PG / sizeof(uint64_t)];
+	struct iom_machine_config cfg;
+	struct iom_machine *m;
+	struct iom_inode *file;
+	struct pglist_data *pgdat;
+	struct iom_zone_info zi;
+	struct iom_page *page;
+	unsigned long i, runs;
+	int max_order;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mem_size = 16 << 20;
+	cfg.min_free_kbytes = 1024;
+	m = test_machine(16, &tlog, &cfg);
+	assert_non_null(m);
+	assert_int_equal(iom_inode_create(m, 16 << 20, &file), 0);
+	for (i = 0;; i++) {
+		assert_true(i < 4096);
+		memset(buf, (int)i, sizeof(buf));
+		assert_int_equal(iom_file_write(file, i * PG, buf, PG), (ssize_t)PG);
+		iom_drain_all_pages(m);
+		assert_int_equal(iom_zone_info(m, 0, IOM_ZONE_NORMAL, &zi), 0);
+		if (zi.nr_free_pages < zi.watermark_low)
+			break;
+	}
+	assert_true(iom_file_sync(file) >= 0);
+	pgdat = m->node_data[0];
+	runs = ev(m, IOM_PAGEOUTRUN);
+
+	page = iom_alloc_pages(m, IOM_GFP_KERNEL | IOM___GFP_NOWARN, 9);
+	assert_true(ev(m, IOM_PAGEOUTRUN) > runs);
+	pthread_mutex_lock(&pgdat->kcompactd_lock);
+	max_order = pgdat->kcompactd_max_order;
+	pthread_mutex_unlock(&pgdat->kcompactd_lock);
+	assert_int_equal(max_order, 9);
+	if (page)
+		assert_int_equal(iom___free_pages(m, page, 9), 0);
+
+	assert_int_equal(iom_kcompactd_run(m, 0, 0), IOM_KCOMPACTD_WORK);
+	assert_int_equal(ev(m, IOM_KCOMPACTD_WAKE), 1);
+	pthread_mutex_lock(&pgdat->kcompactd_lock);
+	max_order = pgdat->kcompactd_max_order;
+	pthread_mutex_unlock(&pgdat->kcompactd_lock);
+	assert_int_equal(max_order, 0);
+
+	assert_int_equal(iom_inode_destroy(file), 0);
+	test_assert_machine_clean(m);
+	iom_machine_destroy(m);
+}
+
 /* ---- the thread --------------------------------------------------------- */
 
 static void test_thread_wakeup_makes_order9_block(void **state)
@@ -548,17 +474,17 @@ static void test_thread_wakeup_makes_order9_block(void **state)
 	fragment(&f, true, -1);
 	wait_kcompactd_idle(f.m);
 	wake = ev(f.m, IOM_KCOMPACTD_WAKE);
-	assert_int_equal(order9_free_pages(f.m, f.zt), 0);
+	assert_int_equal(frag_order9_free_pages(f.m, f.zt), 0);
 
 	assert_int_equal(iom_wakeup_kcompactd(f.m, 0, 9), 0);
 	for (i = 0; i < WAIT_STEPS && ev(f.m, IOM_KCOMPACTD_WAKE) == wake; i++)
 		tick();
 	wait_kcompactd_idle(f.m);
 	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), wake + 1);
-	assert_true(order9_free_pages(f.m, f.zt) >= 512);
+	assert_true(frag_order9_free_pages(f.m, f.zt) >= 512);
 	assert_true(ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED) > 0);
-	assert_true(nr_moved(&f) > 0);
-	check_stamps(&f);
+	assert_true(frag_nr_moved(&f) > 0);
+	frag_check_stamps(&f);
 	unfragment(&f);
 }
 
@@ -579,10 +505,10 @@ static void test_thread_proactive_on_sysctl_write(void **state)
 		tick();
 	wait_kcompactd_idle(f.m);
 	assert_true(iom_fragmentation_score_zone(f.m, 0, f.zt) <= 80);
-	assert_true(order9_free_pages(f.m, f.zt) >= 512);
+	assert_true(frag_order9_free_pages(f.m, f.zt) >= 512);
 	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), 0);
 	assert_true(ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED) > 0);
-	check_stamps(&f);
+	frag_check_stamps(&f);
 	/* and off again before the next interval can do more */
 	assert_int_equal(iom_sysctl_compaction_proactiveness(f.m, 0), 0);
 	unfragment(&f);
@@ -618,70 +544,22 @@ static void test_thread_machines_come_and_go(void **state)
 /*
  * Writers stamp their pages with rising sequence numbers (whole pages,
  * read back at once) while the kcompactd thread moves them: no write is
- * lost. Workers never assert: they count what went wrong.
+ * lost.
  */
-struct writer {
-	pthread_t thread;
-	struct frag *f;
-	unsigned int id, nr_threads;
-	atomic_bool *stop;
-	unsigned long errors, rounds;
-};
-
-static void *writer_fn(void *arg)
-{
-	struct writer *w = arg;
-	struct frag *f = w->f;
-	uint64_t *buf = malloc(PG), *got = malloc(PG);
-	unsigned long i;
-
-	if (!buf || !got) {
-		w->errors++;
-		goto out;
-	}
-	while (!atomic_load(w->stop) || w->rounds < 2) {
-		for (i = w->id; i < f->nr; i += w->nr_threads) {
-			uint64_t a = f->base + i * PG;
-
-			if (!f->live[i])
-				continue;
-			stamp(a, f->seq[i] + 1, buf);
-			if (iom_write(f->mm, a, buf, PG) != 0) {
-				w->errors++;
-				continue;
-			}
-			f->seq[i]++;
-			if (iom_read(f->mm, a, got, PG) != 0 ||
-			    memcmp(got, buf, PG) != 0)
-				w->errors++;
-		}
-		w->rounds++;
-	}
-out:
-	free(buf);
-	free(got);
-	return NULL;
-}
-
 static void test_thread_compacts_under_writers(void **state)
 {
 	enum { NR_WRITERS = 2 };
-	struct writer w[NR_WRITERS];
+	struct frag_writer w[NR_WRITERS];
 	atomic_bool stop = false;
 	unsigned long migrated;
 	struct frag f;
-	unsigned int t;
 	int i;
 
 	(void)state;
 	fragment(&f, true, -1);
 	wait_kcompactd_idle(f.m);
 	migrated = ev(f.m, IOM_PGMIGRATE_SUCCESS);
-	for (t = 0; t < NR_WRITERS; t++) {
-		w[t] = (struct writer){ .f = &f, .id = t, .nr_threads = NR_WRITERS,
-					.stop = &stop };
-		assert_int_equal(pthread_create(&w[t].thread, NULL, writer_fn, &w[t]), 0);
-	}
+	frag_writers_start(w, NR_WRITERS, &f, &stop);
 	/* compact the whole zone as far as it goes, and an order-9 request */
 	assert_int_equal(iom_sysctl_compaction_proactiveness(f.m, 100), 0);
 	assert_int_equal(iom_wakeup_kcompactd(f.m, 0, 9), 0);
@@ -689,15 +567,10 @@ static void test_thread_compacts_under_writers(void **state)
 		tick();
 	assert_int_equal(iom_sysctl_compaction_proactiveness(f.m, 0), 0);
 	wait_kcompactd_idle(f.m);
-	atomic_store(&stop, true);
-	for (t = 0; t < NR_WRITERS; t++) {
-		assert_int_equal(pthread_join(w[t].thread, NULL), 0);
-		assert_int_equal(w[t].errors, 0);
-		assert_true(w[t].rounds >= 2);
-	}
+	frag_writers_stop(w, NR_WRITERS, &stop);
 	assert_true(ev(f.m, IOM_PGMIGRATE_SUCCESS) - migrated >= 256);
-	assert_true(nr_moved(&f) > 0);
-	check_stamps(&f);
+	assert_true(frag_nr_moved(&f) > 0);
+	frag_check_stamps(&f);
 	unfragment(&f);
 }
 
@@ -707,9 +580,9 @@ int main(void)
 		cmocka_unit_test(test_config_and_bad_values),
 		cmocka_unit_test(test_sync_step_makes_order9_block),
 		cmocka_unit_test(test_sync_proactive_reaches_low_wmark),
-		cmocka_unit_test(test_proactiveness_zero_does_nothing),
 		cmocka_unit_test(test_pinned_pages_stay),
 		cmocka_unit_test(test_unmovable_pages_stay),
+		cmocka_unit_test(test_kswapd_wakes_kcompactd),
 		cmocka_unit_test(test_thread_wakeup_makes_order9_block),
 		cmocka_unit_test(test_thread_proactive_on_sysctl_write),
 		cmocka_unit_test(test_thread_machines_come_and_go),
