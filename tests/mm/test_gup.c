@@ -687,14 +687,16 @@ static struct iom_page *new_page_any(struct iom_page *page, unsigned long privat
 
 /*
  * What this proves: migrating a pinned page fails (its count is above the
- * expected one: -EAGAIN inside, counted as pgmigrate_fail) and leaves its
- * content and mapping; once unpinned, the same migration succeeds.
+ * expected one: migrate_page_move_mapping() says -EAGAIN, and
+ * migrate_pages() gives up after its passes, counting pgmigrate_fail) and
+ * leaves its content and mapping; once unpinned, the same migration
+ * succeeds.
  */
 static void pinned_page_does_not_migrate(void **state)
 {
 	struct iom_machine *m = test_machine(16, &tlog, NULL);
 	struct iom_list_head list = { &list, &list };
-	struct iom_page *pin;
+	struct iom_page *pin, *newpage;
 	unsigned int nr_ok = 99;
 	unsigned long fail0;
 	struct iom_mm *mm;
@@ -709,6 +711,17 @@ static void pinned_page_does_not_migrate(void **state)
 	assert_int_equal(iom_isolate_lru_page(m, pin), 0);
 	list_add_tail(&pin->lru, &list);
 	fail0 = ev(m, IOM_PGMIGRATE_FAIL);
+
+	/* the refcount check itself: PTE + isolation expected, the pin is more */
+	newpage = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
+	assert_non_null(newpage);
+	iom_lock_page(pin);
+	iom_lock_page(newpage);
+	assert_int_equal(iom_migrate_page_move_mapping(NULL, newpage, pin, 1), -EAGAIN);
+	iom_unlock_page(newpage);
+	iom_unlock_page(pin);
+	iom_put_page(m, newpage);
+	assert_int_equal(iom_page_ref_count(pin), 2 + BIAS);
 
 	assert_int_equal(iom_migrate_pages(m, &list, new_page_any, NULL, 0,
 					   IOM_MIGRATE_SYNC, IOM_MR_SYSCALL, &nr_ok), 1);
