@@ -4,12 +4,15 @@
  * the nr_foll_pin_* events; a write pin faults in and breaks COW, a read
  * pin unshares; every error releases every pin taken; bad arguments;
  * FOLL_LONGTERM moves pages out of ZONE_MOVABLE and CMA first, with their
- * content, and leaves other pages alone; pinned pages resist migration and
+ * content, and leaves other pages alone, fails with -ENOMEM and no pin when
+ * a page will not move, and waits for a page someone else has isolated;
+ * pinned pages resist migration and
  * compaction; fork copies a pinned page for the child; and a long-term
  * pinner racing with writers loses no write.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -609,6 +612,68 @@ static void longterm_pin_fails_when_migration_fails(void **state)
 	teardown(m, mm);
 }
 
+struct lt_pin {
+	struct iom_mm *mm;
+	uint64_t a;
+	struct iom_page *pages[4];
+	long ret;
+	atomic_bool done;
+};
+
+static void *lt_pin_thread(void *arg)
+{
+	struct lt_pin *p = arg;
+
+	p->ret = iom_pin_user_pages(p->mm, p->a, 4, IOM_FOLL_LONGTERM, p->pages);
+	atomic_store(&p->done, true);
+	return NULL;
+}
+
+/*
+ * What this proves: a page in ZONE_MOVABLE that cannot be isolated (held
+ * isolated by someone else) does not make the long-term pin fail, nor get
+ * pinned where it is: as mainline, the pin retries until it can move it.
+ * The other pages move in the first round; once the page is put back, the
+ * pin completes with every page out of ZONE_MOVABLE.
+ */
+static void longterm_pin_waits_for_isolated_page(void **state)
+{
+	struct iom_machine_config cfg = { 0 };
+	struct iom_machine *m;
+	struct lt_pin p;
+	struct iom_page *held;
+	unsigned long ok0;
+	pthread_t t;
+	int i;
+
+	(void)state;
+	memset(&p, 0, sizeof(p));
+	cfg.mem_size = 32 * MiB;
+	cfg.movable_size = 16 * MiB;
+	m = test_machine(0, &tlog, &cfg);
+	p.a = anon_process(m, 4, "isolated", &p.mm);
+	stamp(p.mm, p.a, 4, 31);
+	held = page_at(p.mm, p.a + PG);
+	assert_int_equal(iom_isolate_lru_page(m, held), 0);
+	ok0 = ev(m, IOM_PGMIGRATE_SUCCESS);
+
+	assert_int_equal(pthread_create(&t, NULL, lt_pin_thread, &p), 0);
+	/* the other three move; the pin goes on trying for the fourth */
+	while (!atomic_load(&p.done) && ev(m, IOM_PGMIGRATE_SUCCESS) < ok0 + 3)
+		sched_yield();
+	assert_false(atomic_load(&p.done));
+	iom_putback_lru_page(m, held);
+	assert_int_equal(pthread_join(t, NULL), 0);
+
+	assert_int_equal(p.ret, 4);
+	assert_int_equal(ev(m, IOM_PGMIGRATE_SUCCESS), ok0 + 4);
+	for (i = 0; i < 4; i++)
+		assert_false(page_in_movable_zone(m, p.pages[i]));
+	check_stamp(p.mm, p.a, p.pages, 4, 31);
+	iom_unpin_user_pages(m, p.pages, 4);
+	teardown(m, p.mm);
+}
+
 /* ---- pinned pages stay ----------------------------------------------------- */
 
 static struct iom_machine *new_page_m;
@@ -622,14 +687,16 @@ static struct iom_page *new_page_any(struct iom_page *page, unsigned long privat
 
 /*
  * What this proves: migrating a pinned page fails (its count is above the
- * expected one: -EAGAIN inside, counted as pgmigrate_fail) and leaves its
- * content and mapping; once unpinned, the same migration succeeds.
+ * expected one: migrate_page_move_mapping() says -EAGAIN, and
+ * migrate_pages() gives up after its passes, counting pgmigrate_fail) and
+ * leaves its content and mapping; once unpinned, the same migration
+ * succeeds.
  */
 static void pinned_page_does_not_migrate(void **state)
 {
 	struct iom_machine *m = test_machine(16, &tlog, NULL);
 	struct iom_list_head list = { &list, &list };
-	struct iom_page *pin;
+	struct iom_page *pin, *newpage;
 	unsigned int nr_ok = 99;
 	unsigned long fail0;
 	struct iom_mm *mm;
@@ -644,6 +711,17 @@ static void pinned_page_does_not_migrate(void **state)
 	assert_int_equal(iom_isolate_lru_page(m, pin), 0);
 	list_add_tail(&pin->lru, &list);
 	fail0 = ev(m, IOM_PGMIGRATE_FAIL);
+
+	/* the refcount check itself: PTE + isolation expected, the pin is more */
+	newpage = iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE, 0);
+	assert_non_null(newpage);
+	iom_lock_page(pin);
+	iom_lock_page(newpage);
+	assert_int_equal(iom_migrate_page_move_mapping(NULL, newpage, pin, 1), -EAGAIN);
+	iom_unlock_page(newpage);
+	iom_unlock_page(pin);
+	iom_put_page(m, newpage);
+	assert_int_equal(iom_page_ref_count(pin), 2 + BIAS);
 
 	assert_int_equal(iom_migrate_pages(m, &list, new_page_any, NULL, 0,
 					   IOM_MIGRATE_SYNC, IOM_MR_SYSCALL, &nr_ok), 1);
@@ -893,6 +971,7 @@ int main(void)
 		cmocka_unit_test(longterm_pin_leaves_cma),
 		cmocka_unit_test(longterm_pin_migrates_only_what_it_must),
 		cmocka_unit_test(longterm_pin_fails_when_migration_fails),
+		cmocka_unit_test(longterm_pin_waits_for_isolated_page),
 		cmocka_unit_test(pinned_page_does_not_migrate),
 		cmocka_unit_test(compaction_leaves_pinned_pages),
 		cmocka_unit_test(longterm_pinner_races_writers),
