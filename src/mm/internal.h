@@ -274,11 +274,12 @@ struct iom_page *alloc_migration_target(struct iom_page *page,
  * memalloc_pin_save() / memalloc_pin_restore(): PF_MEMALLOC_PIN for the
  * calling thread (a long-term pin runs with it), and current_gfp_context():
  * under it, allocations drop __GFP_MOVABLE, so they come from neither
- * ZONE_MOVABLE nor CMA. The kernel applies current_gfp_context() in
- * __alloc_pages() for every allocation; libiommig applies it in the fault
- * paths of memory.c, the allocations a pin can trigger.
+ * ZONE_MOVABLE nor CMA. Applied, as the kernel's __alloc_pages() does, to
+ * every allocation (iom_alloc_pages_node()). initial-exec TLS: no
+ * __tls_get_addr() call on the allocator's fast path.
  */
-extern _Thread_local unsigned int iom_memalloc_pin_depth;
+extern _Thread_local unsigned int iom_memalloc_pin_depth
+	__attribute__((tls_model("initial-exec")));
 
 static inline unsigned int memalloc_pin_save(void)
 {

@@ -1212,6 +1212,7 @@ struct iom_page *iom_alloc_pages_node(struct iom_machine *m, int nid,
 		errno = EINVAL;
 		return NULL;
 	}
+	gfp = current_gfp_context(gfp);	/* a long-term pin: not movable */
 	set = this_cpu_set(m);
 	if (unlikely(!set)) {
 		errno = ENOMEM;

@@ -543,6 +543,77 @@ static void pinned_page_makes_the_range_busy(void **state)
 	iom_machine_destroy(m);
 }
 
+/*
+ * What this proves (seed 002): a short-term pin (iom_pin_user_pages
+ * without FOLL_LONGTERM) of a process page in the area makes the whole
+ * area busy ("PFNs busy", EBUSY) until it is unpinned; a FOLL_LONGTERM pin
+ * of the process's pages moves every one of them out of the area first,
+ * so iom_cma_alloc() of the whole area succeeds while they stay pinned,
+ * and the process still reads its data.
+ */
+static void short_term_pin_busy_long_term_pin_moves_out(void **state)
+{
+	static struct iom_page *pinned[900];
+	struct iom_machine *m = cma_machine(16, 4);
+	struct iom_cma *cma = iom_cma_get(m, 0);
+	const unsigned long n = 900;
+	unsigned long i, base = area_base(cma), idx = n;
+	struct iom_page *pin, *pages;
+	struct iom_mm *mm;
+	char msg[96];
+	uint64_t a;
+
+	(void)state;
+	assert_int_equal(iom_mm_create(m, &mm), 0);
+	a = process_in_cma(m, mm, n);
+	for (i = 0; i < n && idx == n; i++)
+		if (pfn_in_area(cma, pfn_at(m, mm, a + i * PG)))
+			idx = i;
+	assert_true(idx < n);
+
+	/* short-term pin: busy */
+	assert_int_equal(iom_pin_user_pages(mm, a + idx * PG, 1, IOM_FOLL_WRITE, &pin), 1);
+	assert_true(iom_page_maybe_dma_pinned(pin));
+	assert_true(pfn_in_area(cma, iom_page_to_pfn(m, pin)));
+	test_log_reset(&tlog);
+	errno = 0;
+	assert_null(iom_cma_alloc(cma, 1024, 0, true));
+	assert_int_equal(errno, EBUSY);
+	snprintf(msg, sizeof(msg), "alloc_contig_range: [%lx, %lx) PFNs busy",
+		 base, base + 1024);
+	assert_true(test_log_contains(&tlog, msg));
+	assert_int_equal(pfn_at(m, mm, a + idx * PG), iom_page_to_pfn(m, pin));
+	iom_unpin_user_page(m, pin);
+	pages = iom_cma_alloc(cma, 1024, 0, false);
+	assert_non_null(pages);
+	assert_int_equal(iom_cma_release(cma, pages, 1024), 0);
+
+	/* back into the area, then a long-term pin of everything */
+	iom_mm_destroy(mm);
+	assert_int_equal(iom_mm_create(m, &mm), 0);
+	a = process_in_cma(m, mm, n);
+	assert_true(pages_in_area(m, cma, mm, a, n) > n / 2);
+	assert_int_equal(iom_pin_user_pages(mm, a, n, IOM_FOLL_WRITE | IOM_FOLL_LONGTERM,
+					    pinned), (long)n);
+	assert_int_equal(pages_in_area(m, cma, mm, a, n), 0);
+	for (i = 0; i < n; i++) {
+		assert_false(pfn_in_area(cma, iom_page_to_pfn(m, pinned[i])));
+		assert_int_equal(check_stamp(mm, a + i * PG, i), 0);
+	}
+	test_log_reset(&tlog);
+	pages = iom_cma_alloc(cma, 1024, 0, false);
+	assert_non_null(pages);
+	assert_false(test_log_contains(&tlog, "PFNs busy"));
+	assert_int_equal(iom_cma_release(cma, pages, 1024), 0);
+	iom_unpin_user_pages(m, pinned, n);
+	for (i = 0; i < n; i++)
+		assert_int_equal(check_stamp(mm, a + i * PG, i), 0);
+
+	iom_mm_destroy(mm);
+	test_assert_machine_clean(m);
+	iom_machine_destroy(m);
+}
+
 /* ---- alloc_contig_range() on movable memory ------------------------------- */
 
 /*
@@ -786,6 +857,7 @@ int main(void)
 		cmocka_unit_test(cma_alloc_migrates_process_pages_out),
 		cmocka_unit_test(cma_data_check_fails_without_the_copy),
 		cmocka_unit_test(pinned_page_makes_the_range_busy),
+		cmocka_unit_test(short_term_pin_busy_long_term_pin_moves_out),
 		cmocka_unit_test(alloc_contig_range_on_movable_blocks),
 		cmocka_unit_test(cma_alloc_under_concurrent_writers),
 	};
