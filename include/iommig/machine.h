@@ -159,7 +159,8 @@ IOM_API void iom_machine_config_init(struct iom_machine_config *cfg);
  *
  * Context: any thread. The machine may then be used from any thread.
  * Return: 0; -EINVAL for a bad configuration (a message says which field);
- * -ENOMEM when the host cannot provide the arena or the metadata.
+ * -ENOMEM when the host cannot provide the arena or the metadata; the
+ * pthread_create() error (-EAGAIN) when a kcompactd thread cannot start.
  */
 IOM_API int iom_machine_create(const struct iom_machine_config *cfg,
 			       struct iom_machine **mp);

@@ -880,14 +880,16 @@ static void *kcompactd(void *arg)
 
 	kcompactd_lock(pgdat);
 	while (!pgdat->kcompactd_should_stop) {
-		struct timespec deadline;
+		struct timespec deadline = { 0, 0 };
 		bool requested;
 
 		/* no proactive compaction: sleep until woken */
 		if (!proactiveness(m))
 			timeout = -1;
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		timespec_add_ms(&deadline, timeout);
+		if (timeout >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &deadline);
+			timespec_add_ms(&deadline, timeout);
+		}
 		pgdat->kcompactd_sleeping = true;
 		while (!kcompactd_work_requested(pgdat)) {
 			int err;

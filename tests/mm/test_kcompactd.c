@@ -4,7 +4,8 @@
  * in which every other page is a stamped anonymous page (all movable, no
  * free block above order 0) gets free order-9 blocks from kcompactd: from
  * the synchronous step iom_kcompactd_run() and from the thread, woken by
- * iom_wakeup_kcompactd() or by a write to compaction_proactiveness; the
+ * iom_wakeup_kcompactd(), by a write to compaction_proactiveness or by
+ * its own 500 ms check; the
  * fragmentation score falls to the low watermark; proactiveness 0 does
  * nothing; the inline kswapd hands a high-order request over to
  * kcompactd; a run that cannot lower the score backs off 64 steps; bad
@@ -488,10 +489,12 @@ static void test_thread_wakeup_makes_order9_block(void **state)
 	unfragment(&f);
 }
 
-static void test_thread_proactive_on_sysctl_write(void **state)
+static void test_thread_proactive_on_sysctl_write_and_timer(void **state)
 {
+	struct iom_page *held[16];
+	unsigned long mscan;
 	struct frag f;
-	int i;
+	int i, nr_held;
 
 	(void)state;
 	fragment(&f, true, -1);
@@ -509,8 +512,32 @@ static void test_thread_proactive_on_sysctl_write(void **state)
 	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), 0);
 	assert_true(ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED) > 0);
 	frag_check_stamps(&f);
-	/* and off again before the next interval can do more */
+
+	/*
+	 * Take the big free blocks away: the score is back at 100, and with
+	 * no wake-up and no sysctl write, the thread's 500 ms check finds it.
+	 */
+	for (nr_held = 0; nr_held < 16 && frag_order9_free_blocks(f.m, f.zt); nr_held++) {
+		held[nr_held] = iom_alloc_pages(f.m, IOM_GFP_HIGHUSER_MOVABLE |
+						IOM___GFP_NOWARN, 9);
+		assert_non_null(held[nr_held]);
+	}
+	assert_int_equal(frag_order9_free_blocks(f.m, f.zt), 0);
+	assert_int_equal(iom_fragmentation_score_zone(f.m, 0, f.zt), 100);
+	mscan = ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED);
+	for (i = 0; i < WAIT_STEPS &&
+	     iom_fragmentation_score_zone(f.m, 0, f.zt) > 80; i++)
+		tick();
+	wait_kcompactd_idle(f.m);
+	assert_true(iom_fragmentation_score_zone(f.m, 0, f.zt) <= 80);
+	assert_true(ev(f.m, IOM_KCOMPACTD_MIGRATE_SCANNED) > mscan);
+	assert_int_equal(ev(f.m, IOM_KCOMPACTD_WAKE), 0);
+	frag_check_stamps(&f);
+	/* off again, then give the blocks back */
 	assert_int_equal(iom_sysctl_compaction_proactiveness(f.m, 0), 0);
+	wait_kcompactd_idle(f.m);
+	for (i = 0; i < nr_held; i++)
+		assert_int_equal(iom___free_pages(f.m, held[i], 9), 0);
 	unfragment(&f);
 }
 
@@ -584,7 +611,7 @@ int main(void)
 		cmocka_unit_test(test_unmovable_pages_stay),
 		cmocka_unit_test(test_kswapd_wakes_kcompactd),
 		cmocka_unit_test(test_thread_wakeup_makes_order9_block),
-		cmocka_unit_test(test_thread_proactive_on_sysctl_write),
+		cmocka_unit_test(test_thread_proactive_on_sysctl_write_and_timer),
 		cmocka_unit_test(test_thread_machines_come_and_go),
 		cmocka_unit_test(test_thread_compacts_under_writers),
 	};
