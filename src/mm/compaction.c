@@ -43,8 +43,8 @@
  *   - compact_finished(): any free block of the order on a non-isolated
  *     list counts as success (the kernel asks for the requested
  *     migratetype's list, or one it could steal from);
- *   - order-0 LRU pages only: non-LRU movable pages (isolate_movable_page)
- *     and compound pages are skipped; a page with more references than
+ *   - order-0 pages only: LRU pages, and non-LRU movable pages through
+ *     iom_isolate_movable_page(); compound pages are skipped; a page with more references than
  *     mappings + page cache + the scanner's own is taken as pinned and
  *     skipped (the kernel skips only page_maybe_dma_pinned() pages early
  *     and lets migration fail on the others);
@@ -307,8 +307,17 @@ unsigned long isolate_migratepages_range(struct compact_control *cc,
 				low_pfn += (1UL << order) - 1;
 			continue;
 		}
-		if (!iom_PageLRU(page) || iom_PageTail(page) ||
-		    iom_PageHead(page))
+		if (!iom_PageLRU(page)) {
+			/*
+			 * A non-LRU movable page (a driver's): its driver
+			 * lets it go through ->isolate_page.
+			 */
+			if (iom_PageMovable(page) && !iom_PageIsolated(page) &&
+			    iom_isolate_movable_page(m, page, (int)cc->mode) == 0)
+				goto isolate_success;
+			continue;
+		}
+		if (iom_PageTail(page) || iom_PageHead(page))
 			continue;
 		if (!iom_get_page_unless_zero(page))
 			continue;
@@ -324,6 +333,7 @@ unsigned long isolate_migratepages_range(struct compact_control *cc,
 		}
 		/* the isolation holds its own reference */
 		iom_put_page(m, page);
+isolate_success:
 		list_add_tail(&page->lru, &cc->migratepages);
 		cc->nr_migratepages++;
 		nr_isolated++;

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include <iommig/compaction.h>
 #include <iommig/migrate.h>
 
 #include "mm_util.h"
@@ -264,6 +265,40 @@ static void released_page_is_freed_by_migration(void **state)
 	iom_machine_destroy(m);
 }
 
+/*
+ * What this proves: compaction and CMA find driver pages too
+ * (isolate_migratepages_range() -> isolate_movable_page()): a full
+ * compaction of node 0 moves them up the zone through the driver, which
+ * keeps every page and its content.
+ */
+static void compaction_moves_driver_pages(void **state)
+{
+	struct iom_machine *m = machine();
+	unsigned long before[NPAGES];
+	struct balloon b;
+	int moved = 0;
+
+	(void)state;
+	balloon_init(&b, m);
+	for (int i = 0; i < NPAGES; i++)
+		before[i] = iom_page_to_pfn(m, b.pages[i]);
+	assert_int_equal(iom_compact_node(m, 0), 0);
+	for (int i = 0; i < NPAGES; i++) {
+		assert_non_null(b.pages[i]);
+		assert_true(iom_PageMovable(b.pages[i]));
+		assert_false(iom_PageIsolated(b.pages[i]));
+		assert_int_equal(nid_of(m, b.pages[i]), 0);
+		moved += iom_page_to_pfn(m, b.pages[i]) != before[i];
+	}
+	assert_int_equal(b.isolated, NPAGES);
+	assert_int_equal(b.migrated, moved);
+	assert_true(moved > 0);
+	check_content(&b);
+	balloon_destroy(&b);
+	test_assert_machine_clean(m);
+	iom_machine_destroy(m);
+}
+
 static const struct iom_address_space_operations no_isolate_aops = {
 	.migratepage = balloon_migrate,
 	.putback_page = balloon_putback,
@@ -330,6 +365,7 @@ int main(void)
 		cmocka_unit_test(refused_migration_puts_back_to_the_driver),
 		cmocka_unit_test(released_page_is_freed_by_migration),
 		cmocka_unit_test(isolation_errors),
+		cmocka_unit_test(compaction_moves_driver_pages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
