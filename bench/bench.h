@@ -55,6 +55,7 @@ struct bench_cmd {
 int bench_alloc(const struct bench_opts *o);
 int bench_machine(const struct bench_opts *o);
 int bench_radix(const struct bench_opts *o);
+int bench_iova(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

@@ -12,5 +12,7 @@
 #include <iommig/memory.h>
 #include <iommig/migrate.h>
 #include <iommig/compaction.h>
+#include <iommig/io-pgtable.h>
+#include <iommig/iova.h>
 
 #endif /* IOMMIG_IOMMIG_H */

@@ -56,6 +56,9 @@ struct iom_machine {
 	 */
 	atomic_bool test_skip_migrate_copy;
 
+	/* io-pgtable pages not yet back in the buddy allocator (src/iommu) */
+	atomic_long iommu_pgtable_pages;
+
 	atomic_ulong metadata_bytes;
 	atomic_ulong metadata_peak;
 	atomic_ulong bug_count;
