@@ -18,7 +18,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <linux/membarrier.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +62,20 @@ struct iova_rcache {
 
 /*
  * One thread's caches for one domain (the kernel's iova_cpu_rcache, for
- * every size). @lock: owner on each operation, flushers, thread exit and
- * domain teardown. Reference counted: the thread and the domain may end in
- * either order.
+ * every size). The kernel's per-cpu spinlock costs an atomic operation on
+ * every cache access; here the owner pays plain stores. It marks itself
+ * @active, and takes @lock only if @flush_req is set. Another thread that
+ * wants the caches (a flush, the statistics) sets @flush_req, runs
+ * membarrier() so that either the owner sees the request or it sees the
+ * owner active (the asymmetric fence of liburcu's memb flavour), waits
+ * until the owner is no longer active, and works under @lock. Thread exit
+ * and domain teardown take @lock too. Reference counted: the thread and
+ * the domain may end in either order.
  */
 struct iova_cpu_rcache {
 	atomic_int lock;
+	atomic_int active;
+	atomic_bool flush_req;
 	_Atomic(struct iom_iova_domain *) iovad;
 	bool dead;
 	atomic_int refcount;
@@ -72,7 +83,7 @@ struct iova_cpu_rcache {
 		struct iova_magazine *loaded;
 		struct iova_magazine *prev;
 	} mags[IOM_IOVA_RANGE_CACHE_MAX_SIZE];
-	unsigned long hits, misses;
+	atomic_ulong hits, misses;	/* written by the owner only */
 	struct list_head domain_link;
 	struct iova_cpu_rcache *tls_next;
 };
@@ -123,17 +134,39 @@ static void iova_unlock(struct iom_iova_domain *iovad)
 
 /* ---- the state map ------------------------------------------------------------ */
 
-static _Atomic uint8_t *state_slot(struct iom_iova_domain *iovad,
-				   unsigned long pfn, bool create)
+static _Atomic uint8_t *state_chunk_create(struct iom_iova_domain *iovad,
+					   unsigned long dir);
+
+/*
+ * Byte of @pfn in its chunk: the low 6 bits of the pfn pick the 4 KiB
+ * block, so neighbouring ranges, which different threads hold (they are
+ * carved top-down one after the other), never share a cache line.
+ */
+static inline unsigned long state_index(unsigned long pfn)
 {
-	_Atomic uint8_t *chunk, *expected = NULL;
+	return ((pfn & 63) << (STATE_CHUNK_BITS - 6)) |
+	       ((pfn >> 6) & ((1UL << (STATE_CHUNK_BITS - 6)) - 1));
+}
+
+static inline _Atomic uint8_t *state_slot(struct iom_iova_domain *iovad,
+					  unsigned long pfn, bool create)
+{
+	_Atomic uint8_t *chunk;
 	unsigned long dir = pfn >> STATE_CHUNK_BITS;
 
-	if (dir >= STATE_DIR_SIZE)
+	if (unlikely(dir >= STATE_DIR_SIZE))
 		return NULL;
 	chunk = atomic_load_explicit(&iovad->state_dir[dir], memory_order_acquire);
-	if (likely(chunk) || !create)
-		goto out;
+	if (unlikely(!chunk) && create)
+		chunk = state_chunk_create(iovad, dir);
+	return chunk ? &chunk[state_index(pfn)] : NULL;
+}
+
+static _Atomic uint8_t *state_chunk_create(struct iom_iova_domain *iovad,
+					   unsigned long dir)
+{
+	_Atomic uint8_t *chunk, *expected = NULL;
+
 	chunk = calloc(1UL << STATE_CHUNK_BITS, 1);
 	if (!chunk)
 		return NULL;
@@ -144,8 +177,7 @@ static _Atomic uint8_t *state_slot(struct iom_iova_domain *iovad,
 		free(chunk);
 		chunk = expected;
 	}
-out:
-	return chunk ? &chunk[pfn & ((1UL << STATE_CHUNK_BITS) - 1)] : NULL;
+	return chunk;
 }
 
 /* Size class recorded for a handed-out range of @size. */
@@ -159,7 +191,7 @@ static inline uint8_t state_of(unsigned long size)
 }
 
 /* Record a hand-out; false when there is no slot (pfn beyond the map). */
-static bool state_set(struct iom_iova_domain *iovad, unsigned long pfn,
+static inline bool state_set(struct iom_iova_domain *iovad, unsigned long pfn,
 		      unsigned long size)
 {
 	_Atomic uint8_t *slot = state_slot(iovad, pfn, true);
@@ -697,6 +729,45 @@ static inline void rcache_unlock(struct iova_cpu_rcache *c)
 	atomic_store_explicit(&c->lock, 0, memory_order_release);
 }
 
+/* membarrier(PRIVATE_EXPEDITED) registered: owners need no fence. */
+static bool use_membarrier;
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_init(void)
+{
+	use_membarrier = !syscall(__NR_membarrier,
+				  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+}
+
+/* The owner starts working on @c; true if it had to take the lock. */
+static inline bool rcache_enter(struct iova_cpu_rcache *c)
+{
+	atomic_store_explicit(&c->active, 1, memory_order_relaxed);
+	if (use_membarrier)
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	if (likely(!atomic_load_explicit(&c->flush_req, memory_order_acquire)))
+		return false;
+	atomic_store_explicit(&c->active, 0, memory_order_release);
+	rcache_lock(c);
+	return true;
+}
+
+static inline void rcache_exit(struct iova_cpu_rcache *c, bool locked)
+{
+	if (locked)
+		rcache_unlock(c);
+	else
+		atomic_store_explicit(&c->active, 0, memory_order_release);
+}
+
+static inline void owner_count(atomic_ulong *ctr)
+{
+	atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static void cpu_rcache_put(struct iova_cpu_rcache *c)
 {
 	if (atomic_fetch_sub(&c->refcount, 1) == 1)
@@ -764,8 +835,8 @@ static void prune_dead_rcaches(struct iom_iova_domain *iovad)
 		rcache_lock(c);
 		dead = c->dead;
 		if (dead) {
-			atomic_fetch_add(&iovad->hits_of_dead, c->hits);
-			atomic_fetch_add(&iovad->misses_of_dead, c->misses);
+			atomic_fetch_add(&iovad->hits_of_dead, atomic_load(&c->hits));
+			atomic_fetch_add(&iovad->misses_of_dead, atomic_load(&c->misses));
 			atomic_store_explicit(&c->iovad, NULL, memory_order_relaxed);
 		}
 		rcache_unlock(c);
@@ -835,11 +906,11 @@ static bool __iova_rcache_insert(struct iom_iova_domain *iovad,
 	struct iova_rcache *rcache = &iovad->rcaches[log_size];
 	struct iova_magazine *mag_to_free = NULL, *tmp;
 	struct iova_cpu_rcache *c = this_cpu_rcache(iovad);
-	bool can_insert = false;
+	bool can_insert = false, locked;
 
 	if (!c)
 		return false;
-	rcache_lock(c);
+	locked = rcache_enter(c);
 	if (!c->mags[log_size].loaded)
 		c->mags[log_size].loaded = iova_magazine_alloc();
 	if (!c->mags[log_size].loaded) {
@@ -872,7 +943,7 @@ static bool __iova_rcache_insert(struct iom_iova_domain *iovad,
 	}
 	if (can_insert)
 		iova_magazine_push(c->mags[log_size].loaded, iova_pfn);
-	rcache_unlock(c);
+	rcache_exit(c, locked);
 
 	if (mag_to_free) {
 		iova_magazine_free_pfns(mag_to_free, iovad);
@@ -889,11 +960,11 @@ static unsigned long __iova_rcache_get(struct iom_iova_domain *iovad,
 	struct iova_rcache *rcache = &iovad->rcaches[log_size];
 	struct iova_cpu_rcache *c = this_cpu_rcache(iovad);
 	unsigned long iova_pfn = 0;
-	bool has_pfn = false;
+	bool has_pfn = false, locked;
 
 	if (!c)
 		return 0;
-	rcache_lock(c);
+	locked = rcache_enter(c);
 	if (!iova_magazine_empty(c->mags[log_size].loaded)) {
 		has_pfn = true;
 	} else if (!iova_magazine_empty(c->mags[log_size].prev)) {
@@ -913,11 +984,8 @@ static unsigned long __iova_rcache_get(struct iom_iova_domain *iovad,
 	}
 	if (has_pfn)
 		iova_pfn = iova_magazine_pop(c->mags[log_size].loaded, limit_pfn);
-	if (iova_pfn)
-		c->hits++;
-	else
-		c->misses++;
-	rcache_unlock(c);
+	owner_count(iova_pfn ? &c->hits : &c->misses);
+	rcache_exit(c, locked);
 	return iova_pfn;
 }
 
@@ -935,21 +1003,50 @@ void iom_free_cpu_cached_iovas(struct iom_iova_domain *iovad)
 	rcache_unlock(c);
 }
 
-void iom_free_all_cpu_cached_iovas(struct iom_iova_domain *iovad)
+/*
+ * Take every thread's cache of @iovad from its owner (see struct
+ * iova_cpu_rcache) and call @fn on each under its lock.
+ */
+static void for_each_cpu_rcache_stopped(struct iom_iova_domain *iovad,
+					void (*fn)(struct iom_iova_domain *,
+						   struct iova_cpu_rcache *, void *),
+					void *arg)
 {
 	struct iova_cpu_rcache *c;
 	struct list_head *pos;
 
-	if (!iovad)
-		return;
 	IOM_CHECK_PTHREAD(pthread_mutex_lock(&iovad->cpu_rcaches_lock));
 	list_for_each(pos, &iovad->cpu_rcaches) {
 		c = list_entry(pos, struct iova_cpu_rcache, domain_link);
+		atomic_store_explicit(&c->flush_req, true, memory_order_release);
+	}
+	if (use_membarrier)
+		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	list_for_each(pos, &iovad->cpu_rcaches) {
+		c = list_entry(pos, struct iova_cpu_rcache, domain_link);
+		while (atomic_load_explicit(&c->active, memory_order_acquire))
+			sched_yield();
 		rcache_lock(c);
-		drain_cpu_rcache(iovad, c, false);
+		fn(iovad, c, arg);
+		atomic_store_explicit(&c->flush_req, false, memory_order_release);
 		rcache_unlock(c);
 	}
 	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&iovad->cpu_rcaches_lock));
+}
+
+static void drain_stopped(struct iom_iova_domain *iovad,
+			  struct iova_cpu_rcache *c, void *arg)
+{
+	(void)arg;
+	drain_cpu_rcache(iovad, c, false);
+}
+
+void iom_free_all_cpu_cached_iovas(struct iom_iova_domain *iovad)
+{
+	if (iovad)
+		for_each_cpu_rcache_stopped(iovad, drain_stopped, NULL);
 }
 
 void iom_free_global_cached_iovas(struct iom_iova_domain *iovad)
@@ -1085,6 +1182,7 @@ struct iom_iova_domain *iom_init_iova_domain(struct iom_machine *m,
 		errno = EINVAL;
 		return NULL;
 	}
+	IOM_CHECK_PTHREAD(pthread_once(&membarrier_once, membarrier_init));
 	iovad = calloc(1, sizeof(*iovad));
 	if (!iovad)
 		goto nomem;
@@ -1177,6 +1275,21 @@ void iom_put_iova_domain(struct iom_iova_domain *iovad)
 	free(iovad);
 }
 
+static void stats_stopped(struct iom_iova_domain *iovad,
+			  struct iova_cpu_rcache *c, void *arg)
+{
+	struct iom_iova_stats *out = arg;
+	int s;
+
+	(void)iovad;
+	for (s = 0; s < IOM_IOVA_RANGE_CACHE_MAX_SIZE; s++) {
+		if (c->mags[s].loaded)
+			out->nr_cached += c->mags[s].loaded->size;
+		if (c->mags[s].prev)
+			out->nr_cached += c->mags[s].prev->size;
+	}
+}
+
 void iom_iova_domain_stats(struct iom_iova_domain *iovad,
 			   struct iom_iova_stats *out)
 {
@@ -1192,18 +1305,12 @@ void iom_iova_domain_stats(struct iom_iova_domain *iovad,
 	IOM_CHECK_PTHREAD(pthread_mutex_lock(&iovad->cpu_rcaches_lock));
 	list_for_each(pos, &iovad->cpu_rcaches) {
 		c = list_entry(pos, struct iova_cpu_rcache, domain_link);
-		rcache_lock(c);
-		out->rcache_hits += c->hits;
-		out->rcache_misses += c->misses;
-		for (s = 0; s < IOM_IOVA_RANGE_CACHE_MAX_SIZE; s++) {
-			if (c->mags[s].loaded)
-				out->nr_cached += c->mags[s].loaded->size;
-			if (c->mags[s].prev)
-				out->nr_cached += c->mags[s].prev->size;
-		}
-		rcache_unlock(c);
+		out->rcache_hits += atomic_load_explicit(&c->hits, memory_order_relaxed);
+		out->rcache_misses += atomic_load_explicit(&c->misses,
+							   memory_order_relaxed);
 	}
 	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&iovad->cpu_rcaches_lock));
+	for_each_cpu_rcache_stopped(iovad, stats_stopped, out);
 	for (s = 0; s < IOM_IOVA_RANGE_CACHE_MAX_SIZE; s++) {
 		IOM_CHECK_PTHREAD(pthread_mutex_lock(&iovad->rcaches[s].lock));
 		out->depot_mags += iovad->rcaches[s].depot_size;
