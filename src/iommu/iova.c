@@ -138,14 +138,17 @@ static _Atomic uint8_t *state_chunk_create(struct iom_iova_domain *iovad,
 					   unsigned long dir);
 
 /*
- * Byte of @pfn in its chunk: the low 6 bits of the pfn pick the 4 KiB
- * block, so neighbouring ranges, which different threads hold (they are
- * carved top-down one after the other), never share a cache line.
+ * Byte of @pfn in its chunk: a bijection that sends neighbouring range
+ * starts (different threads hold neighbouring ranges: they are carved
+ * top-down one after the other), aligned or not, to different 4 KiB
+ * blocks, so they never share a cache line.
  */
 static inline unsigned long state_index(unsigned long pfn)
 {
-	return ((pfn & 63) << (STATE_CHUNK_BITS - 6)) |
-	       ((pfn >> 6) & ((1UL << (STATE_CHUNK_BITS - 6)) - 1));
+	unsigned long mid = (pfn >> 6) & ((1UL << (STATE_CHUNK_BITS - 6)) - 1);
+	unsigned long low = (pfn ^ mid ^ (mid >> 6)) & 63;
+
+	return (low << (STATE_CHUNK_BITS - 6)) | mid;
 }
 
 static inline _Atomic uint8_t *state_slot(struct iom_iova_domain *iovad,
