@@ -254,7 +254,7 @@ iom_alloc_io_pgtable_ops(struct iom_machine *m, enum iom_io_pgtable_fmt fmt,
 IOM_API void iom_free_io_pgtable_ops(struct iom_io_pgtable_ops *ops);
 
 /**
- * iom_io_pgtable_cfg() - the configuration @ops was made with (restricted).
+ * iom_io_pgtable_get_cfg() - the configuration @ops was made with (restricted).
  */
 IOM_API const struct iom_io_pgtable_cfg *
 iom_io_pgtable_get_cfg(const struct iom_io_pgtable_ops *ops);

@@ -15,6 +15,9 @@
  *   @size:      a number of granules.
  *   @limit_pfn: the highest pfn an allocation may use (inclusive).
  *
+ * Ranges that start at pfn 2^36 or above (beyond a 48-bit space of 4 KiB
+ * granules) work but are never cached.
+ *
  * Failures are the kernel's: an allocation that finds no space returns 0
  * (alloc_iova_fast) or NULL (alloc_iova). Freeing a range that is not
  * allocated (never was, already freed, or with the wrong size) is
@@ -90,7 +93,9 @@ IOM_API unsigned int iom_iova_shift(const struct iom_iova_domain *iovad);
  * @flush_rcache: when the tree has no space, give every cached range back
  *                (all threads' magazines and the depot) and try once more.
  *
- * Context: any thread; takes the domain's tree lock on a cache miss.
+ * Context: any thread; takes the domain's tree lock on a cache miss. A
+ * flush waits (yielding) for each thread that is inside a cache operation
+ * of @iovad to leave it.
  * Return: the first pfn, or 0 when there is no space (or bad input: a
  * warning says what).
  */

@@ -1094,9 +1094,13 @@ unsigned long iom_alloc_iova_fast(struct iom_iova_domain *iovad,
 		size = 1UL << order_base_2(size);
 
 	log_size = order_base_2(size);
-	if (log_size < IOM_IOVA_RANGE_CACHE_MAX_SIZE &&
-	    limit_pfn + 1 - size < (1UL << STATE_PFN_BITS)) {
-		iova_pfn = __iova_rcache_get(iovad, log_size, limit_pfn + 1 - size);
+	if (log_size < IOM_IOVA_RANGE_CACHE_MAX_SIZE) {
+		/* cached ranges all start below 2^STATE_PFN_BITS */
+		unsigned long top = limit_pfn + 1 - size;
+
+		if (top >= 1UL << STATE_PFN_BITS)
+			top = (1UL << STATE_PFN_BITS) - 1;
+		iova_pfn = __iova_rcache_get(iovad, log_size, top);
 		if (iova_pfn) {
 			state_set(iovad, iova_pfn, size);
 			return iova_pfn;

@@ -348,6 +348,19 @@ static void test_bad_frees_change_nothing(void **state)
 	assert_int_equal(iom_alloc_iova_fast(iovad, 8, 0xffff, false), p);
 	assert_int_not_equal(iom_alloc_iova_fast(iovad, 8, 0xffff, false), p);
 
+	/* above the state map (pfn 2^36): the tree checks the frees */
+	{
+		unsigned long hi = iom_alloc_iova_fast(iovad, 4, (1UL << 40) - 1,
+						       false);
+
+		assert_true(hi >= 1UL << 36);
+		assert_int_equal(hi % 4, 0);
+		assert_int_equal(iom_free_iova_fast(iovad, hi, 2), -EINVAL);
+		assert_int_equal(iom_free_iova_fast(iovad, hi, 4), 0);
+		assert_int_equal(iom_free_iova_fast(iovad, hi, 4), -EINVAL);
+		assert_null(iom_find_iova(iovad, hi));
+	}
+
 	/* reserved ranges: never handed out, not freeable as allocations */
 	res = iom_reserve_iova(iovad, 0x100, 0x1ff);
 	assert_non_null(res);
