@@ -57,6 +57,7 @@ int bench_compact(const struct bench_opts *o);
 int bench_machine(const struct bench_opts *o);
 int bench_radix(const struct bench_opts *o);
 int bench_migrate(const struct bench_opts *o);
+int bench_iova(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

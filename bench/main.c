@@ -71,6 +71,18 @@ static const struct bench_cmd bench_cmds[] = {
 			"  Cases: migrate_batched migrate_single.\n",
 		.run = bench_migrate,
 	},
+	{
+		.name = "iova",
+		.summary = "IOVA alloc+free (sizes 1..32, with and without the "
+			   "caches; 1 and N threads) vs malloc+free",
+		.opts = BENCH_OPT_ITERS | BENCH_OPT_THREADS | BENCH_OPT_WINDOW |
+			BENCH_OPT_NOPIN | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --iters 10M (pairs a run, all threads) "
+			"--threads 2 --window 32.\n"
+			"  Cases: mix_pair size1_pair size8_pair size32_pair "
+			"mix_lifo.\n",
+		.run = bench_iova,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))

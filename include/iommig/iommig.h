@@ -14,5 +14,7 @@
 #include <iommig/compaction.h>
 #include <iommig/cma.h>
 #include <iommig/gup.h>
+#include <iommig/io-pgtable.h>
+#include <iommig/iova.h>
 
 #endif /* IOMMIG_IOMMIG_H */

@@ -71,6 +71,8 @@ struct iom_machine {
 
 	/* vm.compaction_proactiveness (0..100), per machine (compaction.c) */
 	atomic_int compaction_proactiveness;
+	/* io-pgtable pages not yet back in the buddy allocator (src/iommu) */
+	atomic_long iommu_pgtable_pages;
 
 	atomic_ulong metadata_bytes;
 	atomic_ulong metadata_peak;
