@@ -28,6 +28,7 @@
 
 #include <iommig/iova.h>
 
+#include "../core/percpu.h"
 #include "../core/debug.h"
 #include "../core/list.h"
 
@@ -710,7 +711,6 @@ static void iova_depot_push(struct iova_rcache *rcache, struct iova_magazine *ma
 
 /* ---- per-thread caches ------------------------------------------------------------ */
 
-#define IOM_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 static IOM_TLS struct iova_cpu_rcache *tls_rcaches;
 static IOM_TLS struct iova_cpu_rcache *tls_last;
 static pthread_key_t rcache_key;
@@ -718,18 +718,12 @@ static pthread_once_t rcache_key_once = PTHREAD_ONCE_INIT;
 
 static inline void rcache_lock(struct iova_cpu_rcache *c)
 {
-	while (atomic_exchange_explicit(&c->lock, 1, memory_order_acquire)) {
-		int spins = 0;
-
-		while (atomic_load_explicit(&c->lock, memory_order_relaxed))
-			if (++spins > 100)
-				sched_yield();
-	}
+	iom_spin_lock(&c->lock);
 }
 
 static inline void rcache_unlock(struct iova_cpu_rcache *c)
 {
-	atomic_store_explicit(&c->lock, 0, memory_order_release);
+	iom_spin_unlock(&c->lock);
 }
 
 /* membarrier(PRIVATE_EXPEDITED) registered: owners need no fence. */

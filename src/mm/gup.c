@@ -33,8 +33,7 @@
 #define GUP_CALLER_FLAGS (IOM_FOLL_WRITE | IOM_FOLL_NOFAULT | IOM_FOLL_LONGTERM)
 
 /* PF_MEMALLOC_PIN of the calling thread (memalloc_pin_save(), internal.h). */
-_Thread_local unsigned int iom_memalloc_pin_depth
-	__attribute__((tls_model("initial-exec")));
+IOM_TLS unsigned int iom_memalloc_pin_depth;
 
 _Static_assert(IOM_GUP_PIN_COUNTING_BIAS == GUP_PIN_COUNTING_BIAS,
 	       "public and internal pin biases differ");

@@ -10,6 +10,7 @@
 
 #include "../core/debug.h"
 #include "../core/machine.h"
+#include "../core/percpu.h"
 #include "mmzone.h"
 
 /* ---- the public rw_semaphore storage ------------------------------------ */
@@ -278,8 +279,7 @@ struct iom_page *alloc_migration_target(struct iom_page *page,
  * every allocation (iom_alloc_pages_node()). initial-exec TLS: no
  * __tls_get_addr() call on the allocator's fast path.
  */
-extern _Thread_local unsigned int iom_memalloc_pin_depth
-	__attribute__((tls_model("initial-exec")));
+extern IOM_TLS unsigned int iom_memalloc_pin_depth;
 
 static inline unsigned int memalloc_pin_save(void)
 {

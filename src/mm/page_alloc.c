@@ -25,6 +25,7 @@
 #include <iommig/compaction.h>
 #include <iommig/migrate.h>
 
+#include "../core/percpu.h"
 #include "internal.h"
 
 static const char *const migratetype_names[IOM_MIGRATE_TYPES] = {
@@ -416,25 +417,17 @@ retry:
 
 static pthread_key_t pcp_key;
 static pthread_once_t pcp_key_once = PTHREAD_ONCE_INIT;
-/* initial-exec: two words, and no __tls_get_addr() call on the fast path */
-#define IOM_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 static IOM_TLS struct iom_pcp_set *tls_sets;
 static IOM_TLS struct iom_pcp_set *tls_last;
 
 static inline void pcp_spin_lock(struct iom_pcp_set *set)
 {
-	while (atomic_exchange_explicit(&set->lock, 1, memory_order_acquire)) {
-		int spins = 0;
-
-		while (atomic_load_explicit(&set->lock, memory_order_relaxed))
-			if (++spins > 100)
-				sched_yield();
-	}
+	iom_spin_lock(&set->lock);
 }
 
 static inline void pcp_spin_unlock(struct iom_pcp_set *set)
 {
-	atomic_store_explicit(&set->lock, 0, memory_order_release);
+	iom_spin_unlock(&set->lock);
 }
 
 static void pcp_set_put(struct iom_pcp_set *set)
