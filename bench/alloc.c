@@ -193,8 +193,8 @@ static double alloc_run(const struct bench_opts *o, struct iom_machine *m,
 {
 	struct alloc_worker w[ALLOC_MAX_THREADS];
 	unsigned int win = c->window ? o->window : 0, i;
-	uint64_t per = iters / nthreads, t0 = UINT64_MAX, t1 = 0, total = 0;
-	uint64_t cpu = 0;
+	struct bench_span span = BENCH_SPAN_INIT;
+	uint64_t per = iters / nthreads;
 	pthread_barrier_t start;
 	double ret = -1;
 
@@ -227,17 +227,10 @@ static double alloc_run(const struct bench_opts *o, struct iom_machine *m,
 			bench_error("%s, thread %u: %s", c->name, i, w[i].err);
 			ret = -1;
 		}
-		if (w[i].t0 < t0)
-			t0 = w[i].t0;
-		if (w[i].t1 > t1)
-			t1 = w[i].t1;
-		total += w[i].iters;
-		cpu += w[i].cpu;
+		bench_span_add(&span, w[i].t0, w[i].t1, w[i].iters, w[i].cpu);
 	}
-	if (!ret) {
-		ret = (double)(t1 - t0) / (double)total;
-		*share = (double)cpu / ((double)nthreads * (double)(t1 - t0));
-	}
+	if (!ret)
+		ret = bench_span_ns_per_op(&span, nthreads, share);
 out:
 	for (i = 0; i < nthreads; i++)
 		free(w[i].slots);

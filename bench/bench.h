@@ -97,6 +97,39 @@ int bench_pin_self(unsigned int idx);
  */
 void bench_thread_create(pthread_t *tid, void *(*fn)(void *), void *arg);
 
+/*
+ * struct bench_span - the threads of one timed run together: first start,
+ * last end, operations and CPU time of them all.
+ */
+struct bench_span {
+	uint64_t t0, t1, ops, cpu;
+};
+
+#define BENCH_SPAN_INIT { UINT64_MAX, 0, 0, 0 }
+
+/* Add one thread's start, end, operations and CPU time. */
+static inline void bench_span_add(struct bench_span *s, uint64_t t0,
+				  uint64_t t1, uint64_t ops, uint64_t cpu)
+{
+	if (t0 < s->t0)
+		s->t0 = t0;
+	if (t1 > s->t1)
+		s->t1 = t1;
+	s->ops += ops;
+	s->cpu += cpu;
+}
+
+/* Wall-clock ns per operation, all threads together; *@share: their CPU
+ * time / (@nthreads x wall time). */
+static inline double bench_span_ns_per_op(const struct bench_span *s,
+					  unsigned int nthreads, double *share)
+{
+	double wall = (double)(s->t1 - s->t0);
+
+	*share = (double)s->cpu / ((double)nthreads * wall);
+	return wall / (double)s->ops;
+}
+
 /* ---- statistics and report --------------------------------------------- */
 
 /* Median, min and max of one metric over the runs. */

@@ -233,7 +233,7 @@ static double radix_run(const struct bench_opts *o, struct radix_bench *b,
 {
 	struct radix_worker w[RADIX_MAX_THREADS + 1];
 	unsigned int nthreads = nreaders + writer, i;
-	uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0, total = 0;
+	struct bench_span span = BENCH_SPAN_INIT;
 	pthread_barrier_t start;
 	unsigned long bad = 0;
 
@@ -266,21 +266,15 @@ static double radix_run(const struct bench_opts *o, struct radix_bench *b,
 		return -1;
 	}
 	for (i = 0; i < nreaders; i++) {
-		if (w[i].t0 < t0)
-			t0 = w[i].t0;
-		if (w[i].t1 > t1)
-			t1 = w[i].t1;
-		cpu += w[i].cpu;
-		total += w[i].n;
+		bench_span_add(&span, w[i].t0, w[i].t1, w[i].n, w[i].cpu);
 		if (w[i].n < iters)
 			*capped = true;
 	}
-	*share = (double)cpu / ((double)nreaders * (double)(t1 - t0));
 	*wrate = 0;
 	if (writer && w[nreaders].t1 > w[nreaders].t0)
 		*wrate = (double)w[nreaders].writes * 1e9 /
 			 (double)(w[nreaders].t1 - w[nreaders].t0);
-	return (double)(t1 - t0) / (double)total;
+	return bench_span_ns_per_op(&span, nreaders, share);
 }
 
 struct radix_case {
