@@ -486,7 +486,7 @@ struct tlbflush_unmap_batch {
 	bool flush_required;
 };
 
-static __thread struct tlbflush_unmap_batch tlb_ubc;
+static IOM_TLS struct tlbflush_unmap_batch tlb_ubc;
 
 static void set_tlb_ubc_flush_pending(struct iom_mm *mm)
 {

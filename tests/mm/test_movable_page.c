@@ -109,6 +109,16 @@ static void balloon_destroy(struct balloon *b)
 	iom_address_space_destroy(&b->mapping);
 }
 
+/* The driver frees its pages; the machine must then be clean. */
+static void balloon_teardown(struct balloon *b)
+{
+	struct iom_machine *m = b->m;
+
+	balloon_destroy(b);
+	test_assert_machine_clean(m);
+	iom_machine_destroy(m);
+}
+
 static int nid_of(struct iom_machine *m, struct iom_page *p)
 {
 	return page_pgdat(m, p)->node_id;
@@ -119,6 +129,13 @@ static struct iom_page *to_node1(struct iom_page *page, unsigned long private)
 	(void)page;
 	return iom_alloc_pages_node((struct iom_machine *)private, 1,
 				    IOM_GFP_HIGHUSER_MOVABLE | IOM___GFP_THISNODE, 0);
+}
+
+static int migrate_to_node1(struct iom_machine *m, struct iom_list_head *list,
+			    unsigned int *nr_ok)
+{
+	return iom_migrate_pages(m, list, to_node1, NULL, (unsigned long)m,
+				 IOM_MIGRATE_SYNC, IOM_MR_COMPACTION, nr_ok);
 }
 
 static struct iom_machine *machine(void)
@@ -167,8 +184,7 @@ static void movable_pages_migrate_through_their_driver(void **state)
 		list_add_tail(&p->lru, &list);
 	}
 	assert_int_equal(b.isolated, NPAGES);
-	assert_int_equal(iom_migrate_pages(m, &list, to_node1, NULL, (unsigned long)m,
-					   IOM_MIGRATE_SYNC, IOM_MR_COMPACTION, &nr_ok), 0);
+	assert_int_equal(migrate_to_node1(m, &list, &nr_ok), 0);
 	assert_int_equal(nr_ok, NPAGES);
 	assert_ptr_equal(list.next, &list);
 	assert_int_equal(b.migrated, NPAGES);
@@ -183,9 +199,7 @@ static void movable_pages_migrate_through_their_driver(void **state)
 	}
 	check_content(&b);
 	assert_int_equal(test_nr_free(m), free0);	/* NPAGES in, NPAGES out */
-	balloon_destroy(&b);
-	test_assert_machine_clean(m);
-	iom_machine_destroy(m);
+	balloon_teardown(&b);
 }
 
 /*
@@ -208,8 +222,7 @@ static void refused_migration_puts_back_to_the_driver(void **state)
 	free0 = test_nr_free(m);
 	assert_int_equal(iom_isolate_movable_page(m, p, 0), 0);
 	list_add_tail(&p->lru, &list);
-	assert_int_equal(iom_migrate_pages(m, &list, to_node1, NULL, (unsigned long)m,
-					   IOM_MIGRATE_SYNC, IOM_MR_COMPACTION, NULL), 1);
+	assert_int_equal(migrate_to_node1(m, &list, NULL), 1);
 	assert_ptr_equal(list.next, &p->lru);
 	assert_null(b.pages[3]);
 	iom_putback_movable_pages(m, &list);
@@ -221,9 +234,7 @@ static void refused_migration_puts_back_to_the_driver(void **state)
 	assert_int_equal(nid_of(m, p), 0);
 	assert_int_equal(test_nr_free(m), free0);
 	check_content(&b);
-	balloon_destroy(&b);
-	test_assert_machine_clean(m);
-	iom_machine_destroy(m);
+	balloon_teardown(&b);
 }
 
 /*
@@ -251,8 +262,7 @@ static void released_page_is_freed_by_migration(void **state)
 	assert_false(iom_PageMovable(p));
 	iom_put_page(m, p);
 	free0 = test_nr_free(m);
-	assert_int_equal(iom_migrate_pages(m, &list, to_node1, NULL, (unsigned long)m,
-					   IOM_MIGRATE_SYNC, IOM_MR_COMPACTION, NULL), 0);
+	assert_int_equal(migrate_to_node1(m, &list, NULL), 0);
 	assert_int_equal(test_nr_free(m), free0 + 1);
 	assert_int_equal(b.migrated, 0);
 	/* give the driver a page back for balloon_destroy() */
@@ -260,9 +270,7 @@ static void released_page_is_freed_by_migration(void **state)
 	assert_non_null(b.pages[7]);
 	b.pages[7]->index = 7;
 	assert_int_equal(iom___SetPageMovable(b.pages[7], &b.mapping), 0);
-	balloon_destroy(&b);
-	test_assert_machine_clean(m);
-	iom_machine_destroy(m);
+	balloon_teardown(&b);
 }
 
 /*
@@ -294,9 +302,7 @@ static void compaction_moves_driver_pages(void **state)
 	assert_int_equal(b.migrated, moved);
 	assert_true(moved > 0);
 	check_content(&b);
-	balloon_destroy(&b);
-	test_assert_machine_clean(m);
-	iom_machine_destroy(m);
+	balloon_teardown(&b);
 }
 
 static const struct iom_address_space_operations no_isolate_aops = {
@@ -353,9 +359,7 @@ static void isolation_errors(void **state)
 	assert_int_equal(iom_page_ref_count(p), ref);
 	assert_ptr_equal(b.pages[0], p);
 	iom_address_space_destroy(&bad);
-	balloon_destroy(&b);
-	test_assert_machine_clean(m);
-	iom_machine_destroy(m);
+	balloon_teardown(&b);
 }
 
 int main(void)
