@@ -1374,8 +1374,8 @@ static bool free_pages_prepare(struct iom_machine *m, struct iom_page *page,
 	 * movable page's the bare PAGE_MAPPING_MOVABLE flag: cleared on free
 	 * (PageMappingFlags()).
 	 */
-	if ((uintptr_t)page->mapping & 3UL)
-		page->mapping = NULL;
+	if ((uintptr_t)page->mapping & 3UL)	/* scanners read it unlocked */
+		__atomic_store_n(&page->mapping, NULL, __ATOMIC_RELAXED);
 	if (unlikely((atomic_load_explicit(&page->flags, memory_order_relaxed) &
 		      PAGE_FLAGS_CHECK_AT_FREE) |
 		     (unsigned long)iom_page_mapcount(page) | (uintptr_t)page->mapping)) {
