@@ -16,5 +16,6 @@
 #include <iommig/gup.h>
 #include <iommig/io-pgtable.h>
 #include <iommig/iova.h>
+#include <iommig/iommu.h>
 
 #endif /* IOMMIG_IOMMIG_H */
