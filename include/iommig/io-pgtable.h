@@ -335,6 +335,15 @@ IOM_API unsigned long iom_io_pgtable_nr_leaves(struct iom_io_pgtable_ops *ops,
 					       unsigned long *nr);
 
 /**
+ * iom_io_pgtable_reap() - free the spare: the last table an unmap left
+ * empty. An emptied table stays linked (a map there reuses it, so a
+ * map/unmap loop allocates nothing) until another table empties, which
+ * frees it, or until this call. Every other empty table is freed at once.
+ * Context: any thread.
+ */
+IOM_API void iom_io_pgtable_reap(struct iom_io_pgtable_ops *ops);
+
+/**
  * iom_io_pgtable_nr_pages() - table pages in @ops's tree now, the
  * top-level table included.
  */

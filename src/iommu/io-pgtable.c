@@ -28,6 +28,7 @@
 
 #include "../core/debug.h"
 #include "../core/machine.h"
+#include "../core/percpu.h"
 #include "../core/rcu.h"
 
 #define ARM_LPAE_GRANULE	4096UL
@@ -56,6 +57,15 @@ struct arm_lpae_io_pgtable {
 	arm_lpae_iopte *pgd;
 	struct iom_page *pgd_page;
 	atomic_long nr_pages;
+	/*
+	 * The spare: the last table an unmap emptied, kept linked (a map
+	 * there reuses it) until another table empties or
+	 * iom_io_pgtable_reap() runs. Guarded by spare_lock.
+	 */
+	atomic_int spare_lock;
+	struct iom_page *spare;
+	unsigned long spare_iova;
+	int spare_lvl;
 };
 
 /* The tables an operation went through; page[start_level] is NULL (pgd). */
@@ -291,6 +301,77 @@ static void table_reap(struct arm_lpae_io_pgtable *data, struct lpae_path *path,
 		if (lvl == data->start_level || !table_put(path->page[lvl], 1))
 			return;
 	}
+}
+
+/*
+ * Reap the table @page at @lvl that held @iova if it is still linked
+ * there and still empty: walk down again, since the path of the unmap
+ * that emptied it is gone. In an RCU read section.
+ */
+static void reap_table_at(struct arm_lpae_io_pgtable *data, struct iom_page *page,
+			  unsigned long iova, int lvl)
+{
+	struct lpae_path path;
+	int l = data->start_level;
+
+	path.page[l] = NULL;
+	path.ptep[l] = data->pgd;
+	for (; l < lvl; l++) {
+		arm_lpae_iopte *ptep = path.ptep[l] + lvl_idx(data, iova, l);
+		uint64_t pte = pte_load(ptep);
+
+		if (!pte || iom_iopte_leaf(pte, l))
+			return;
+		path.ptep[l] = ptep;
+		path.page[l + 1] = table_page(data->m, pte);
+		path.ptep[l + 1] = iopte_deref(data->m, pte);
+	}
+	if (path.page[lvl] == page)
+		table_reap(data, &path, lvl, iova);
+}
+
+/*
+ * An unmap emptied the table at @lvl of @path. It becomes the spare and
+ * the previous spare is reaped: a map/unmap loop in one table then
+ * allocates nothing, as with the kernel's arm_lpae (which never frees
+ * tables on unmap), while empty tables still go back to the allocator.
+ */
+static void table_emptied(struct arm_lpae_io_pgtable *data, struct lpae_path *path,
+			  int lvl, unsigned long iova)
+{
+	struct iom_page *old;
+	unsigned long old_iova;
+	int old_lvl;
+
+	iom_spin_lock(&data->spare_lock);
+	old = data->spare;
+	old_iova = data->spare_iova;
+	old_lvl = data->spare_lvl;
+	data->spare = path->page[lvl];
+	data->spare_iova = iova;
+	data->spare_lvl = lvl;
+	iom_spin_unlock(&data->spare_lock);
+	if (old && old != path->page[lvl])
+		reap_table_at(data, old, old_iova, old_lvl);
+}
+
+void iom_io_pgtable_reap(struct iom_io_pgtable_ops *ops)
+{
+	struct arm_lpae_io_pgtable *data;
+	struct iom_page *old;
+
+	if (!ops)
+		return;
+	data = ops_to_data(ops);
+	iom_spin_lock(&data->spare_lock);
+	old = data->spare;
+	data->spare = NULL;
+	iom_spin_unlock(&data->spare_lock);
+	if (!old)
+		return;
+	iom_rcu_read_lock_auto();
+	reap_table_at(data, old, data->spare_iova, data->spare_lvl);
+	iom_rcu_read_unlock_auto();
 }
 
 /* ---- map -------------------------------------------------------------------- */
@@ -561,7 +642,7 @@ static size_t __arm_lpae_unmap(struct arm_lpae_io_pgtable *data,
 					tlb_add_page(data, gather, iova + j * size,
 						     size);
 			if (path.page[lvl] && table_put(path.page[lvl], i))
-				table_reap(data, &path, lvl, iova);
+				table_emptied(data, &path, lvl, iova);
 			*next = iova + i * size;
 			return i * size;
 		}
@@ -575,7 +656,7 @@ static size_t __arm_lpae_unmap(struct arm_lpae_io_pgtable *data,
 			if (add)
 				tlb_add_page(data, gather, base, bsize);
 			if (path.page[lvl] && table_put(path.page[lvl], 1))
-				table_reap(data, &path, lvl, iova);
+				table_emptied(data, &path, lvl, iova);
 			*next = base + bsize;
 			return bsize;
 		}

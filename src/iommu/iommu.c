@@ -1190,7 +1190,10 @@ static enum xlate_result translate(struct iom_iommu_domain *d, struct dev_slot *
 	}
 	gen = iom_iotlb_gen(tlb);
 	slot_add(&s->walks, 1);
+	/* only a walk needs RCU: w.ptep lives in a table page */
+	iom_rcu_read_lock_auto();
 	if (iom_io_pgtable_walk(d->pgtbl, iova, &w)) {
+		iom_rcu_read_unlock_auto();
 		*flags = (write ? IOM_IOMMU_FAULT_WRITE : IOM_IOMMU_FAULT_READ) |
 			 IOM_IOMMU_FAULT_NOT_PRESENT;
 		return XLATE_FAULT;
@@ -1202,16 +1205,20 @@ static enum xlate_result translate(struct iom_iommu_domain *d, struct dev_slot *
 			uint64_t want = pte | IOM_IOPTE_WRITE;
 
 			/* hardware dirty-state update */
-			if (!atomic_compare_exchange_strong(w.ptep, &pte, want))
+			if (!atomic_compare_exchange_strong(w.ptep, &pte, want)) {
+				iom_rcu_read_unlock_auto();
 				return XLATE_RETRY;
+			}
 			pte = want;
-		} else if (pte & IOM_IOPTE_SW_MIGRATE) {
-			return XLATE_MIGRATE_FAULT;
 		} else {
+			iom_rcu_read_unlock_auto();
+			if (pte & IOM_IOPTE_SW_MIGRATE)
+				return XLATE_MIGRATE_FAULT;
 			*flags = IOM_IOMMU_FAULT_WRITE | IOM_IOMMU_FAULT_PERMISSION;
 			return XLATE_FAULT;
 		}
 	}
+	iom_rcu_read_unlock_auto();
 	if (!write && !(pte & IOM_IOPTE_READ)) {
 		*flags = IOM_IOMMU_FAULT_READ | IOM_IOMMU_FAULT_PERMISSION;
 		return XLATE_FAULT;
@@ -1261,7 +1268,6 @@ static int dma_xfer(struct iom_device *dev, unsigned long iova, void *buf,
 	if (!s)
 		return -ENOMEM;
 
-	iom_rcu_read_lock_auto();
 	slot_enter(s);
 	while (done < len) {
 		unsigned long a = iova + done;
@@ -1280,11 +1286,9 @@ static int dma_xfer(struct iom_device *dev, unsigned long iova, void *buf,
 		    must_wait(d, a)) {
 			atomic_fetch_add(&d->waiters, 1);
 			slot_leave(s);
-			iom_rcu_read_unlock_auto();
 			t0 = now_ns();
 			wait_unblocked(d, a);
 			stall += now_ns() - t0;
-			iom_rcu_read_lock_auto();
 			slot_enter(s);
 			atomic_fetch_sub(&d->waiters, 1);
 			continue;
@@ -1297,7 +1301,6 @@ static int dma_xfer(struct iom_device *dev, unsigned long iova, void *buf,
 				continue;
 			atomic_fetch_add(&d->waiters, 1);
 			slot_leave(s);
-			iom_rcu_read_unlock_auto();
 			t0 = now_ns();
 			if (xr == XLATE_MIGRATE_FAULT)
 				fixed = migrate_write_fault(dev, d, a);
@@ -1315,7 +1318,6 @@ static int dma_xfer(struct iom_device *dev, unsigned long iova, void *buf,
 				}
 			}
 			stall += now_ns() - t0;
-			iom_rcu_read_lock_auto();
 			slot_enter(s);
 			atomic_fetch_sub(&d->waiters, 1);
 			if (!fixed) {
@@ -1339,7 +1341,6 @@ static int dma_xfer(struct iom_device *dev, unsigned long iova, void *buf,
 		retries = 0;
 	}
 	slot_leave(s);
-	iom_rcu_read_unlock_auto();
 
 	if (done)
 		slot_add(write ? &s->bytes_written : &s->bytes_read, done);
