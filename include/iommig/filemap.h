@@ -128,6 +128,17 @@ IOM_API int iom_inode_create(struct iom_machine *m, uint64_t size,
  * free the file. Return: 0; -EBUSY while a process still maps it.
  */
 IOM_API int iom_inode_destroy(struct iom_inode *inode);
+/**
+ * iom_inode_create_for_mapping() - a file with no disk whose page cache
+ * is @mapping, owned by someone else (inode->i_mapping pointing away from
+ * the inode's own, as a block device's). A shared mapping of it maps the
+ * pages @mapping holds; a fault on an index it does not hold is SIGBUS
+ * (-EFAULT): nothing is created. iom_inode_destroy() leaves @mapping's
+ * pages alone. IOMAP uses it for iom_iomap_mmap().
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+IOM_API int iom_inode_create_for_mapping(struct iom_address_space *mapping,
+					 uint64_t size, struct iom_inode **inodep);
 /** iom_inode_mapping() - the file's page cache. */
 IOM_API struct iom_address_space *iom_inode_mapping(struct iom_inode *inode);
 /** iom_inode_size() - bytes. */

@@ -178,6 +178,21 @@ IOM_API int iom_device_destroy(struct iom_device *dev);
 /** iom_dev_name() - dev_name(). */
 IOM_API const char *iom_dev_name(const struct iom_device *dev);
 
+/** iom_device_machine() - the machine @dev belongs to. */
+IOM_API struct iom_machine *iom_device_machine(const struct iom_device *dev);
+
+/**
+ * iom_device_dma_state() - the DMA layer's state of @dev (the kernel's
+ * struct device carries its DMA fields); made by @make(@dev) on first use
+ * (once, even when threads race: a loser's is released at once), NULL
+ * @make only looks. @release runs at iom_device_destroy(); a non-zero
+ * return (-EBUSY: buffers still allocated) makes the destroy fail.
+ * Return: the state, or NULL.
+ */
+IOM_API void *iom_device_dma_state(struct iom_device *dev,
+				   void *(*make)(struct iom_device *dev),
+				   int (*release)(void *state));
+
 /**
  * iom_iommu_get_domain_for_dev() - the domain @dev is attached to, or NULL.
  */

@@ -114,6 +114,12 @@ struct iom_cma_config {
  *                   iom_sysctl_compaction_proactiveness(); the config
  *                   iom_machine_get_config() returns holds the current
  *                   value in the same encoding.
+ * @dma_legacy:      coherent DMA buffers of every device are legacy ones
+ *                   (the 2013 kernel's: orders 4..0, unmovable) unless a
+ *                   device asks otherwise (<iommig/dma-mapping.h>);
+ *                   default off: movable, in IOMAP (seed 000).
+ * @dma_debug:       dma-debug (kernel/dma/debug.c): track every DMA
+ *                   mapping and report misuse; default off.
  * @mem_ops:         metadata allocator hook, see struct iom_mem_ops.
  * @log:             message sink; NULL prints to stderr.
  * @log_priv:        passed to @log.
@@ -133,6 +139,8 @@ struct iom_machine_config {
 	int page_poison;
 	bool kcompactd;
 	int compaction_proactiveness;
+	bool dma_legacy;
+	bool dma_debug;
 	struct iom_mem_ops mem_ops;
 	void (*log)(void *priv, enum iom_log_level level, const char *msg);
 	void *log_priv;

@@ -217,6 +217,7 @@ int iom_machine_create(const struct iom_machine_config *cfg,
 	m->end_pfn = m->start_pfn + m->nr_pages;
 	INIT_LIST_HEAD(&m->pcp_sets);
 	IOM_CHECK_PTHREAD(pthread_mutex_init(&m->pcp_sets_lock, NULL));
+	IOM_CHECK_PTHREAD(pthread_mutex_init(&m->ext_lock, NULL));
 
 	m->arena_size = c.mem_size;
 	m->arena = mmap(NULL, m->arena_size, PROT_READ | PROT_WRITE,
@@ -260,6 +261,12 @@ void iom_machine_destroy(struct iom_machine *m)
 		return;
 	/* kcompactd_stop(): no background compaction once teardown starts */
 	kcompactd_exit(m);
+	for (unsigned int i = 0; i < IOM_MACHINE_EXT_NR; i++) {
+		void *priv = atomic_load(&m->ext[i].priv);
+
+		if (priv)
+			m->ext[i].release(priv);
+	}
 	/* Nodes of radix trees freed with call_rcu use the metadata hook. */
 	iom_rcu_barrier();
 	iom_pcp_detach_all(m);
@@ -269,8 +276,31 @@ void iom_machine_destroy(struct iom_machine *m)
 	if (m->arena)
 		munmap(m->arena, m->arena_size);
 	pthread_mutex_destroy(&m->pcp_sets_lock);
+	pthread_mutex_destroy(&m->ext_lock);
 	ops = m->cfg.mem_ops;
 	ops.free(ops.priv, m, sizeof(*m));
+}
+
+void *iom_machine_ext_get(struct iom_machine *m, unsigned int idx,
+			  void *(*make)(struct iom_machine *m),
+			  void (*release)(void *priv))
+{
+	void *priv = atomic_load_explicit(&m->ext[idx].priv, memory_order_acquire);
+	void *expected = NULL;
+
+	if (priv)
+		return priv;
+	IOM_CHECK_PTHREAD(pthread_mutex_lock(&m->ext_lock));
+	priv = atomic_load(&m->ext[idx].priv);
+	if (!priv) {
+		priv = make(m);
+		if (priv) {
+			m->ext[idx].release = release;
+			atomic_compare_exchange_strong(&m->ext[idx].priv, &expected, priv);
+		}
+	}
+	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&m->ext_lock));
+	return priv;
 }
 
 void iom_machine_get_config(const struct iom_machine *m,

@@ -33,6 +33,12 @@ struct iom_cma {
 	char name[32];
 };
 
+/* Slots of struct iom_machine's ext[], one per upper layer. */
+enum {
+	IOM_MACHINE_EXT_DMA_DEBUG,
+	IOM_MACHINE_EXT_NR,
+};
+
 struct iom_machine {
 	struct iom_machine_config cfg;	/* defaults resolved */
 	unsigned int pageblock_order;
@@ -74,10 +80,30 @@ struct iom_machine {
 	/* io-pgtable pages not yet back in the buddy allocator (src/iommu) */
 	atomic_long iommu_pgtable_pages;
 
+	/*
+	 * State of the layers above the MM that lives as long as the machine
+	 * (dma-debug's table): set once, released at machine destruction
+	 * through the owner's callback.
+	 */
+	struct iom_machine_ext {
+		void *_Atomic priv;
+		void (*release)(void *priv);
+	} ext[IOM_MACHINE_EXT_NR];
+	pthread_mutex_t ext_lock;	/* makers of ext[] */
+
 	atomic_ulong metadata_bytes;
 	atomic_ulong metadata_peak;
 	atomic_ulong bug_count;
 };
+
+/*
+ * iom_machine_ext_get() - slot @idx's state, made by @make(@m) on first
+ * use (once, even when threads race) and released by @release at machine
+ * destruction. Return: the state, or NULL if @make failed.
+ */
+void *iom_machine_ext_get(struct iom_machine *m, unsigned int idx,
+			  void *(*make)(struct iom_machine *m),
+			  void (*release)(void *priv));
 
 /* Metadata allocations through cfg.mem_ops (core/machine.c). */
 void *iom_meta_alloc(struct iom_machine *m, size_t size, size_t align,

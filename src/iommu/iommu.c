@@ -67,6 +67,9 @@ struct iom_device {
 	_Atomic unsigned int nr_slots;	/* high-water mark of slot indices + 1 */
 	_Atomic uint64_t failed, faults, migrate_faults;
 	_Atomic uint64_t stalls, stall_ns_total, stall_ns_max;
+	/* the DMA API's state of the device (struct device's dma_* fields) */
+	void *_Atomic dma_state;
+	int (*dma_state_release)(void *state);
 };
 
 struct fq_entry {
@@ -604,6 +607,8 @@ int iom_device_destroy(struct iom_device *dev)
 		iom_warn(iommu->m, "iommu: device %s destroyed while attached", dev->name);
 		return -EBUSY;
 	}
+	if (atomic_load(&dev->dma_state) && dev->dma_state_release(atomic_load(&dev->dma_state)))
+		return -EBUSY;	/* the DMA layer said why */
 	pthread_mutex_lock(&iommu->lock);
 	add_slot_stats(&iommu->dead, dev);
 	list_del(&dev->iommu_node);
@@ -618,6 +623,30 @@ int iom_device_destroy(struct iom_device *dev)
 const char *iom_dev_name(const struct iom_device *dev)
 {
 	return dev ? dev->name : "(null)";
+}
+
+struct iom_machine *iom_device_machine(const struct iom_device *dev)
+{
+	return dev ? dev->iommu->m : NULL;
+}
+
+void *iom_device_dma_state(struct iom_device *dev, void *(*make)(struct iom_device *dev),
+			   int (*release)(void *state))
+{
+	void *state = atomic_load_explicit(&dev->dma_state, memory_order_acquire);
+	void *expected = NULL;
+
+	if (state || !make)
+		return state;
+	state = make(dev);
+	if (!state)
+		return NULL;
+	if (!atomic_compare_exchange_strong(&dev->dma_state, &expected, state)) {
+		release(state);		/* another thread's won */
+		return expected;
+	}
+	dev->dma_state_release = release;	/* read only by the destroy */
+	return state;
 }
 
 struct iom_iommu_domain *iom_iommu_get_domain_for_dev(struct iom_device *dev)

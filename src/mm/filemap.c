@@ -758,6 +758,8 @@ cannot_free:
  */
 struct iom_inode {
 	struct iom_address_space i_data;
+	/* the page cache: &i_data, or another's (iom_inode_create_for_mapping) */
+	struct iom_address_space *i_mapping;
 	struct iom_machine *m;
 	uint64_t size;
 	char *disk;
@@ -813,6 +815,36 @@ int iom_inode_create(struct iom_machine *m, uint64_t size,
 	inode->disk_size = (size_t)disk_size;
 	iom_address_space_init(&inode->i_data, m, NULL);
 	inode->i_data.host = inode;
+	inode->i_mapping = &inode->i_data;
+	*inodep = inode;
+	return 0;
+}
+
+/**
+ * iom_inode_create_for_mapping() - a file without a disk whose page cache
+ * is @mapping, owned by someone else (the kernel's inode->i_mapping
+ * pointing away from inode->i_data, as a block device's does). IOMAP
+ * uses it so a process can map a DMA buffer's pages shared.
+ * @mapping: the page cache; its owner keeps it alive while the file lives.
+ * @size:    bytes the file spans (faults beyond are SIGBUS).
+ *
+ * Context: any thread. Return: 0; -EINVAL; -ENOMEM.
+ */
+int iom_inode_create_for_mapping(struct iom_address_space *mapping,
+				 uint64_t size, struct iom_inode **inodep)
+{
+	struct iom_inode *inode;
+
+	if (!mapping || !mapping->m || !inodep || size > (UINT64_MAX >> 1))
+		return -EINVAL;
+	inode = iom_meta_alloc(mapping->m, sizeof(*inode), 64, true);
+	if (!inode)
+		return -ENOMEM;
+	inode->m = mapping->m;
+	inode->size = size;
+	iom_address_space_init(&inode->i_data, mapping->m, NULL);
+	inode->i_data.host = inode;
+	inode->i_mapping = mapping;
 	*inodep = inode;
 	return 0;
 }
@@ -867,12 +899,14 @@ int iom_inode_destroy(struct iom_inode *inode)
 
 	if (!inode)
 		return -EINVAL;
-	mapping = &inode->i_data;
+	mapping = inode->i_mapping;
 	IOM_CHECK_PTHREAD(pthread_rwlock_rdlock(rwsem(&mapping->i_mmap_rwsem)));
 	mapped = mapping->i_mmap != NULL;
 	IOM_CHECK_PTHREAD(pthread_rwlock_unlock(rwsem(&mapping->i_mmap_rwsem)));
 	if (mapped)
 		return -EBUSY;
+	/* a file of another's page cache leaves those pages to their owner */
+	mapping = &inode->i_data;
 	truncate_inode_pages(mapping);
 	ret = iom_address_space_destroy(mapping);
 	if (ret)
@@ -886,7 +920,7 @@ int iom_inode_destroy(struct iom_inode *inode)
 /** iom_inode_mapping() - the file's page cache, or NULL for a NULL @inode. */
 struct iom_address_space *iom_inode_mapping(struct iom_inode *inode)
 {
-	return inode ? &inode->i_data : NULL;
+	return inode ? inode->i_mapping : NULL;
 }
 
 /** iom_inode_size() - the file's size in bytes (0 for a NULL @inode). */

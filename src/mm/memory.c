@@ -433,6 +433,9 @@ static struct iom_page *vma_getpage(struct vm_area_struct *vma, unsigned long in
 
 	if (vma->vm_shmem)
 		return shmem_getpage(mapping, index);
+	/* an ownerless cache (IOMAP's): map what it holds, create nothing */
+	if (!mapping->host)
+		return iom_find_lock_page(mapping, index);
 	return iom_find_or_create_page(mapping, index, mapping->gfp_mask);
 }
 
@@ -458,7 +461,7 @@ static int do_fault(struct vm_area_struct *vma, uint64_t addr, bool write)
 
 	page = vma_getpage(vma, index);
 	if (!page)
-		return -ENOMEM;
+		return vma_mapping(vma)->host ? -ENOMEM : -EFAULT;
 	ptl_lock(mm);
 	ptep = __pte_offset_map(mm, addr);
 	if (!ptep || !pte_none(ptep_get(ptep))) {
