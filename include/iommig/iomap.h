@@ -45,9 +45,8 @@ struct iom_iomap;
  *                   index) and repoint every translation of the client
  *                   to @newpage (seed 000: iommu_migrate() with a copy
  *                   callback). Both pages are locked; @newpage already
- *                   holds @page's place in the IOMAP.
- *                   Return: 0; a negative errno makes the MM undo the
- *                   migration (the old page stays where it is).
+ *                   holds @page's place in the IOMAP, so it cannot fail:
+ *                   the MM can no longer undo the migration.
  * @migrate_begin:   optional (seed 000's TODO "fix layering"): called by
  *                   iomap_migratepage() before migrate_page(), e.g. to
  *                   block the IOMMU domain. Return: 0 or -errno (the
@@ -56,8 +55,8 @@ struct iom_iomap;
  *                   when @migrate_begin returned 0 (unblock).
  */
 struct iom_iomap_client_ops {
-	int (*migratepagecopy)(struct iom_iomap *iomap, struct iom_page *newpage,
-			       struct iom_page *page);
+	void (*migratepagecopy)(struct iom_iomap *iomap, struct iom_page *newpage,
+				struct iom_page *page);
 	int (*migrate_begin)(struct iom_iomap *iomap, struct iom_page *page);
 	void (*migrate_end)(struct iom_iomap *iomap, struct iom_page *page, int rc);
 };

@@ -545,6 +545,25 @@ IOM_API int iom_iommu_dma_map(struct iom_iommu_domain *domain, uint64_t paddr,
 			      unsigned long *iova);
 
 /**
+ * iom_iommu_dma_alloc_iova() - iommu_dma_alloc_iova(): an IOVA range of
+ * @size bytes (rounded up to 4 KiB, size-aligned, top-down below
+ * @dma_limit) with nothing mapped; the caller maps it with
+ * iom_iommu_map() and gives it back with iom_iommu_dma_unmap() (or, if
+ * nothing was mapped, iom_iommu_dma_free_iova()).
+ * Return: 0 and *@iova; -EINVAL; -ENOMEM (no IOVA space).
+ */
+IOM_API int iom_iommu_dma_alloc_iova(struct iom_iommu_domain *domain, size_t size,
+				     uint64_t dma_limit, unsigned long *iova);
+
+/**
+ * iom_iommu_dma_free_iova() - iommu_dma_free_iova() of a range with
+ * nothing mapped in it, at once.
+ * Return: 0; -EINVAL (not a range the allocator handed out: reported).
+ */
+IOM_API int iom_iommu_dma_free_iova(struct iom_iommu_domain *domain,
+				    unsigned long iova, size_t size);
+
+/**
  * iom_iommu_dma_unmap() - __iommu_dma_unmap(): unmap what
  * iom_iommu_dma_map() mapped. DMA domain: invalidate, wait, free the IOVA.
  * DMA_FQ domain: queue the IOVA in the calling thread's flush queue (it

@@ -2128,6 +2128,33 @@ int iom_iommu_dma_map(struct iom_iommu_domain *d, uint64_t paddr, size_t size,
 	return 0;
 }
 
+int iom_iommu_dma_alloc_iova(struct iom_iommu_domain *d, size_t size,
+			     uint64_t dma_limit, unsigned long *iova)
+{
+	unsigned long limit_pfn, pfn, pages;
+
+	if (!d || !iova || !size || !d->iovad || size > (SIZE_MAX >> 1))
+		return -EINVAL;
+	pages = (size + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT;
+	limit_pfn = d->dma_limit_pfn;
+	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) + 1 < limit_pfn)
+		limit_pfn = (dma_limit >> IOM_PAGE_SHIFT) + 1;
+	pfn = iom_alloc_iova_fast(d->iovad, pages, limit_pfn, true);
+	if (!pfn)
+		return -ENOMEM;
+	*iova = pfn << IOM_PAGE_SHIFT;
+	return 0;
+}
+
+int iom_iommu_dma_free_iova(struct iom_iommu_domain *d, unsigned long iova,
+			    size_t size)
+{
+	if (!d || !d->iovad || !size || (iova & (IOM_PAGE_SIZE - 1)))
+		return -EINVAL;
+	return iom_free_iova_fast(d->iovad, iova >> IOM_PAGE_SHIFT,
+				  (size + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT);
+}
+
 static struct iova_fq *domain_fq(struct iom_iommu_domain *d, int tid)
 {
 	struct iova_fq *fq = atomic_load_explicit(&d->fq[tid], memory_order_acquire);
