@@ -58,6 +58,7 @@ int bench_machine(const struct bench_opts *o);
 int bench_radix(const struct bench_opts *o);
 int bench_migrate(const struct bench_opts *o);
 int bench_iova(const struct bench_opts *o);
+int bench_iommu_migrate(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

@@ -83,6 +83,18 @@ static const struct bench_cmd bench_cmds[] = {
 			"mix_lifo.\n",
 		.run = bench_iova,
 	},
+	{
+		.name = "iommu-migrate",
+		.summary = "migration of IOMMU-mapped pages (block, per-page, "
+			   "non-blocking): throughput vs memcpy, device stalls",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_ITERS | BENCH_OPT_THREADS |
+			BENCH_OPT_NOPIN | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 256M --iters 4096 (pages moved there and "
+			"back a run) --threads 1 (device threads).\n"
+			"  Cases: tput_<m> stall_<m> with <m> single block_batched "
+			"per_page_batched nonblock_batched.\n",
+		.run = bench_iommu_migrate,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))
