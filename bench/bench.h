@@ -28,6 +28,9 @@
 #define BENCH_OPT_NOBASELINE	0x20u
 #define BENCH_OPT_ONLY		0x40u
 #define BENCH_OPT_KEYS		0x80u
+#define BENCH_OPT_SECONDS	0x100u	/* map */
+#define BENCH_OPT_GRANULE	0x200u	/* map */
+#define BENCH_OPT_DIR		0x400u	/* map */
 
 struct bench_opts {
 	bool json;
@@ -41,6 +44,9 @@ struct bench_opts {
 	bool baseline;		/* measure baselines (default) */
 	const char *only;	/* --only: run the cases whose name has this */
 	uint64_t keys;		/* --keys, 0: the benchmark's default */
+	unsigned int seconds;	/* --seconds (map), 0: the benchmark's default */
+	unsigned int granule;	/* --granule pages a map (map), 0: default cases */
+	int dir;		/* --dir (map): 0 bidirectional, 1 to-device, 2 from-device */
 };
 
 struct bench_cmd {
@@ -59,6 +65,8 @@ int bench_radix(const struct bench_opts *o);
 int bench_migrate(const struct bench_opts *o);
 int bench_iova(const struct bench_opts *o);
 int bench_iommu_migrate(const struct bench_opts *o);
+int bench_map(const struct bench_opts *o);
+int bench_dma(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

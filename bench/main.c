@@ -95,6 +95,32 @@ static const struct bench_cmd bench_cmds[] = {
 			"per_page_batched nonblock_batched.\n",
 		.run = bench_iommu_migrate,
 	},
+	{
+		.name = "map",
+		.summary = "dma_map_benchmark: iommu_dma map/unmap latency, strict "
+			   "and lazy, vs memcpy of the same bytes",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_THREADS | BENCH_OPT_SECONDS |
+			BENCH_OPT_GRANULE | BENCH_OPT_DIR | BENCH_OPT_NOPIN |
+			BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 256M --threads 1 --seconds 1 (timed "
+			"loops a case, all runs) --dir bidirectional;\n"
+			"  granules 1 and 512 unless --granule. --threads N > 1 "
+			"adds N-thread cases.\n"
+			"  Cases: strict_g<G>_<T>t lazy_g<G>_<T>t "
+			"strict_unmap_2m_block lazy_unmap_2m_block.\n",
+		.run = bench_map,
+	},
+	{
+		.name = "dma",
+		.summary = "device DMA read/write bandwidth through the IOTLB "
+			   "(hits and misses) vs memcpy",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_ITERS | BENCH_OPT_THREADS |
+			BENCH_OPT_NOPIN | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 512M --iters 256M (bytes a run, all "
+			"threads) --threads 2.\n"
+			"  Cases: <read|write>_<4k|64k>_<hit|miss>_<T>t.\n",
+		.run = bench_dma,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))
@@ -116,6 +142,9 @@ static const struct {
 	{ "--no-baseline", BENCH_OPT_NOBASELINE, false, "", "measure the library only" },
 	{ "--only", BENCH_OPT_ONLY, true, "TEXT", "run only the cases whose name contains TEXT (e.g. for perf)" },
 	{ "--keys", BENCH_OPT_KEYS, true, "N", "keys in the table (K/M/G: x1000)" },
+	{ "--seconds", BENCH_OPT_SECONDS, true, "N", "timed map/unmap loops of a case, all runs together (1..300)" },
+	{ "--granule", BENCH_OPT_GRANULE, true, "N", "pages a map (1..1024)" },
+	{ "--dir", BENCH_OPT_DIR, true, "DIR", "bidirectional, to-device or from-device" },
 };
 
 #define NR_OPTIONS (sizeof(bench_options) / sizeof(bench_options[0]))
@@ -293,6 +322,26 @@ int main(int argc, char **argv)
 				return bad_usage(cmd, "bad --window '%s' "
 						 "(1..65536)", val);
 			o.window = (unsigned int)v;
+		} else if (!strcmp(name, "--seconds")) {
+			if (parse_uint(val, 300, &v))
+				return bad_usage(cmd, "bad --seconds '%s' "
+						 "(1..300)", val);
+			o.seconds = (unsigned int)v;
+		} else if (!strcmp(name, "--granule")) {
+			if (parse_uint(val, 1024, &v))
+				return bad_usage(cmd, "bad --granule '%s' "
+						 "(1..1024)", val);
+			o.granule = (unsigned int)v;
+		} else if (!strcmp(name, "--dir")) {
+			if (!strcmp(val, "bidirectional"))
+				o.dir = 0;
+			else if (!strcmp(val, "to-device"))
+				o.dir = 1;
+			else if (!strcmp(val, "from-device"))
+				o.dir = 2;
+			else
+				return bad_usage(cmd, "bad --dir '%s' (bidirectional, "
+						 "to-device, from-device)", val);
 		}
 	}
 	return cmd->run(&o) ? 1 : 0;
