@@ -27,7 +27,7 @@
 #include "bench.h"
 
 #define DMA_DEFAULT_MEM		(512ULL << 20)
-#define DMA_DEFAULT_BYTES	(256ULL << 20)	/* a run, all threads */
+#define DMA_DEFAULT_BYTES	(1ULL << 30)	/* a run, all threads */
 #define DMA_DEFAULT_THREADS	2
 #define DMA_MAX_THREADS		64
 #define DMA_HIT_PAGES		256UL		/* 1 MiB */
@@ -43,13 +43,21 @@ struct dma_ws {
 	unsigned long iova;
 	struct iom_page **page;
 	unsigned char *host;	/* the baseline's buffer of the same size */
+	void **addr;		/* the content of each page */
+};
+
+enum dma_kind {
+	KIND_LIB,	/* iom_device_dma_read/write */
+	KIND_MEMCPY,	/* memcpy of each burst, host buffer of the same size */
+	KIND_PAGES,	/* memcpy 4 KiB at a time, the same simulated pages */
 };
 
 struct dma_worker {
 	pthread_t tid;
 	struct iom_device *dev;
 	const struct dma_ws *ws;
-	bool write, lib, pin;
+	enum dma_kind kind;
+	bool write, pin;
 	size_t burst;
 	uint64_t bursts;	/* a run */
 	unsigned int idx, nthreads;
@@ -63,11 +71,31 @@ static int dma_pass(struct dma_worker *w, uint64_t n)
 {
 	size_t ws = w->ws->pages * PG, burst = *(volatile size_t *)&w->burst;
 	size_t off = (ws / w->nthreads * w->idx) / burst * burst;
+	size_t pg = *(volatile size_t *)&(size_t){ PG }, k;
 	unsigned char *host = w->ws->host, *buf = w->buf;
 	unsigned long iova = w->ws->iova;
+	void **addr = w->ws->addr;
 	uint64_t i;
 
-	if (w->lib && w->write) {
+	if (w->kind == KIND_PAGES && w->write) {
+		for (i = 0; i < n; i++) {
+			for (k = 0; k < burst; k += pg)
+				memcpy(addr[(off + k) / PG], buf + k, pg);
+			bench_sink(addr);
+			off += burst;
+			if (off >= ws)
+				off = 0;
+		}
+	} else if (w->kind == KIND_PAGES) {
+		for (i = 0; i < n; i++) {
+			for (k = 0; k < burst; k += pg)
+				memcpy(buf + k, addr[(off + k) / PG], pg);
+			bench_sink(buf);
+			off += burst;
+			if (off >= ws)
+				off = 0;
+		}
+	} else if (w->kind == KIND_LIB && w->write) {
 		for (i = 0; i < n; i++) {
 			if (iom_device_dma_write(w->dev, iova + off, buf, burst))
 				goto failed;
@@ -75,7 +103,7 @@ static int dma_pass(struct dma_worker *w, uint64_t n)
 			if (off >= ws)
 				off = 0;
 		}
-	} else if (w->lib) {
+	} else if (w->kind == KIND_LIB) {
 		for (i = 0; i < n; i++) {
 			if (iom_device_dma_read(w->dev, iova + off, buf, burst))
 				goto failed;
@@ -131,7 +159,7 @@ static void *dma_worker_fn(void *arg)
 
 /* One run: GB/s of all threads together, or < 0 after an error. */
 static double dma_run(const struct bench_opts *o, struct iom_device *dev,
-		      const struct dma_ws *ws, bool write, bool lib,
+		      const struct dma_ws *ws, bool write, enum dma_kind kind,
 		      size_t burst, unsigned int nthreads,
 		      unsigned char **bufs, double *share)
 {
@@ -150,7 +178,7 @@ static double dma_run(const struct bench_opts *o, struct iom_device *dev,
 	}
 	for (i = 0; i < nthreads; i++) {
 		w[i] = (struct dma_worker){
-			.dev = dev, .ws = ws, .write = write, .lib = lib,
+			.dev = dev, .ws = ws, .write = write, .kind = kind,
 			.pin = o->pin, .burst = burst, .bursts = per,
 			.idx = i, .nthreads = nthreads, .start = &start,
 			.buf = bufs[i],
@@ -186,10 +214,11 @@ static int measure(const struct bench_opts *o, struct dma_env *env,
 		   const struct dma_ws *ws, bool write, size_t burst,
 		   unsigned int nthreads)
 {
-	double *v = calloc((size_t)o->runs * 2, sizeof(double));
-	double *base = v + o->runs, share, lshare = 1, hit_rate;
+	double *v = calloc((size_t)o->runs * 3, sizeof(double));
+	double *base = v + o->runs, *pages = v + 2 * o->runs;
+	double share, lshare = 1, hit_rate;
 	struct iom_iommu_stats s0, s1;
-	struct bench_stat sv, sb;
+	struct bench_stat sv, sb, sp;
 	bool hit = ws->pages == DMA_HIT_PAGES;
 	char metric[64], note[320], bname[160];
 	uint64_t lookups;
@@ -208,7 +237,7 @@ static int measure(const struct bench_opts *o, struct dma_env *env,
 
 		bench_progress(o, "dma %s: run %d/%d", metric, r + 1, o->runs);
 		iom_iommu_get_stats(env->iommu, &a);
-		v[r] = dma_run(o, env->dev, ws, write, true, burst, nthreads,
+		v[r] = dma_run(o, env->dev, ws, write, KIND_LIB, burst, nthreads,
 			       env->bufs, &share);
 		iom_iommu_get_stats(env->iommu, &b);
 		if (v[r] < 0)
@@ -221,14 +250,17 @@ static int measure(const struct bench_opts *o, struct dma_env *env,
 		s1.walks += b.walks - a.walks;
 		s1.iotlb_evictions += b.iotlb_evictions - a.iotlb_evictions;
 		if (o->baseline) {
-			base[r] = dma_run(o, env->dev, ws, write, false, burst,
-					  nthreads, env->bufs, &share);
-			if (base[r] < 0)
+			base[r] = dma_run(o, env->dev, ws, write, KIND_MEMCPY,
+					  burst, nthreads, env->bufs, &share);
+			pages[r] = dma_run(o, env->dev, ws, write, KIND_PAGES,
+					   burst, nthreads, env->bufs, &share);
+			if (base[r] < 0 || pages[r] < 0)
 				goto fail;
 		}
 	}
 	bench_stat_compute(v, o->runs, &sv);
 	bench_stat_compute(base, o->baseline ? o->runs : 0, &sb);
+	bench_stat_compute(pages, o->baseline ? o->runs : 0, &sp);
 	lookups = s1.iotlb_hits + s1.iotlb_misses;
 	hit_rate = lookups ? (double)s1.iotlb_hits / (double)lookups : 0;
 	snprintf(note, sizeof(note),
@@ -250,6 +282,21 @@ static int measure(const struct bench_opts *o, struct dma_env *env,
 		.goal_met = sb.median > 0 && sv.median >= 0.8 * sb.median,
 		.note = note, .cpu_share = lshare,
 	});
+	if (o->baseline) {
+		char m2[96];
+
+		snprintf(m2, sizeof(m2), "%s_vs_page_memcpy", metric);
+		snprintf(bname, sizeof(bname),
+			 "libc memcpy 4 KiB at a time %s the same simulated "
+			 "pages, same bursts", write ? "into" : "out of");
+		bench_report(o, &(struct bench_result){
+			.bench = "dma", .metric = m2, .unit = "GB/s", .value = sv,
+			.baseline = &sp, .baseline_name = bname,
+			.note = "what translation costs beyond the copy the "
+				"library must make: one memcpy per 4 KiB leaf",
+			.cpu_share = lshare,
+		});
+	}
 	strncat(metric, "_iotlb_hit_rate", sizeof(metric) - strlen(metric) - 1);
 	bench_report_value(o, "dma", metric, hit_rate, "fraction",
 			   "iotlb_hits / (hits + misses) over the library's runs");
@@ -270,15 +317,17 @@ static int setup_ws(struct dma_env *env, struct dma_ws *ws, const char *name,
 	ws->pages = pages;
 	ws->iova = iova;
 	ws->page = calloc(pages, sizeof(*ws->page));
+	ws->addr = calloc(pages, sizeof(*ws->addr));
 	ws->host = aligned_alloc(4096, pages * PG);
-	if (!ws->page || !ws->host)
+	if (!ws->page || !ws->addr || !ws->host)
 		return -ENOMEM;
 	memset(ws->host, 0x5a, pages * PG);
 	for (i = 0; i < pages; i++) {
 		ws->page[i] = iom_alloc_pages(env->m, IOM_GFP_KERNEL, 0);
 		if (!ws->page[i])
 			return -ENOMEM;
-		memset(iom_page_address(env->m, ws->page[i]), 0x5a, PG);
+		ws->addr[i] = iom_page_address(env->m, ws->page[i]);
+		memset(ws->addr[i], 0x5a, PG);
 		err = iom_iommu_map(env->d, iova + i * PG,
 				    iom_page_to_phys(env->m, ws->page[i]), PG,
 				    IOM_IOMMU_READ | IOM_IOMMU_WRITE);
@@ -413,6 +462,7 @@ out:
 		for (unsigned long p = 0; ws->page && p < ws->pages && ws->page[p]; p++)
 			iom___free_pages(env.m, ws->page[p], 0);
 		free(ws->page);
+		free(ws->addr);
 		free(ws->host);
 	}
 	for (i = 0; i < DMA_MAX_THREADS; i++)

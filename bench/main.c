@@ -116,7 +116,7 @@ static const struct bench_cmd bench_cmds[] = {
 			   "(hits and misses) vs memcpy",
 		.opts = BENCH_OPT_MEM | BENCH_OPT_ITERS | BENCH_OPT_THREADS |
 			BENCH_OPT_NOPIN | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
-		.help = "  Defaults: --mem 512M --iters 256M (bytes a run, all "
+		.help = "  Defaults: --mem 512M --iters 1G (bytes a run, all "
 			"threads) --threads 2.\n"
 			"  Cases: <read|write>_<4k|64k>_<hit|miss>_<T>t.\n",
 		.run = bench_dma,

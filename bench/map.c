@@ -74,7 +74,7 @@ struct map_worker {
 	unsigned char *src, *dst;	/* memcpy baseline */
 	uint64_t duration;
 	/* results */
-	uint64_t loops, t0, t1, cpu;
+	uint64_t loops, warm, t0, t1, cpu;
 	double sum_map, sq_map, sum_unmap, sq_unmap;
 	char err[160];
 };
@@ -186,6 +186,7 @@ static void *map_worker_fn(void *arg)
 	} else {
 		tight_loop(w, 0);
 	}
+	w->warm = w->loops;
 	w->loops = 0;
 	pthread_barrier_wait(w->start);
 	if (w->err[0])
@@ -212,6 +213,7 @@ struct map_bufs {
 
 struct map_sums {
 	uint64_t loops;
+	uint64_t pairs;		/* warm-up included: what the counters saw */
 	double sum_map, sq_map, sum_unmap, sq_unmap;
 };
 
@@ -258,6 +260,7 @@ static double map_run(const struct bench_opts *o, struct iom_machine *m,
 		bench_span_add(&span, w[i].t0, w[i].t1, w[i].loops, w[i].cpu);
 		if (sums) {
 			sums->loops += w[i].loops;
+			sums->pairs += w[i].loops + w[i].warm;
 			sums->sum_map += w[i].sum_map;
 			sums->sq_map += w[i].sq_map;
 			sums->sum_unmap += w[i].sum_unmap;
@@ -326,17 +329,19 @@ static int check_blocks(struct iom_iommu_domain *d, uint64_t paddr,
 	return 0;
 }
 
-static void stats_delta(struct iom_iommu_stats *a, const struct iom_iommu_stats *b)
+/* @acc += what changed from @a to @b. */
+static void stats_add(struct iom_iommu_stats *acc, const struct iom_iommu_stats *a,
+		      const struct iom_iommu_stats *b)
 {
-	a->fq_queued = b->fq_queued - a->fq_queued;
-	a->fq_flushes = b->fq_flushes - a->fq_flushes;
-	a->fq_timeouts = b->fq_timeouts - a->fq_timeouts;
-	a->stale_hits = b->stale_hits - a->stale_hits;
-	a->stale_freed_hits = b->stale_freed_hits - a->stale_freed_hits;
-	a->inv_syncs = b->inv_syncs - a->inv_syncs;
-	a->inv_page = b->inv_page - a->inv_page;
-	a->inv_range = b->inv_range - a->inv_range;
-	a->inv_domain = b->inv_domain - a->inv_domain;
+	acc->fq_queued += b->fq_queued - a->fq_queued;
+	acc->fq_flushes += b->fq_flushes - a->fq_flushes;
+	acc->fq_timeouts += b->fq_timeouts - a->fq_timeouts;
+	acc->stale_hits += b->stale_hits - a->stale_hits;
+	acc->stale_freed_hits += b->stale_freed_hits - a->stale_freed_hits;
+	acc->inv_syncs += b->inv_syncs - a->inv_syncs;
+	acc->inv_page += b->inv_page - a->inv_page;
+	acc->inv_range += b->inv_range - a->inv_range;
+	acc->inv_domain += b->inv_domain - a->inv_domain;
 }
 
 struct map_env {
@@ -357,7 +362,7 @@ static int measure_case(const struct bench_opts *o, struct map_env *env,
 	double *uns = v + 3 * o->runs, *pair = v + 4 * o->runs;
 	double *base = v + 5 * o->runs;
 	struct map_sums all = { 0 };
-	struct iom_iommu_stats st0, st1;
+	struct iom_iommu_stats st0;
 	struct map_bufs b = { .nthreads = nthreads };
 	struct bench_stat s_mapm, s_maps, s_unm, s_uns, s_pair, s_base;
 	bool strict = !strcmp(mode->name, "strict");
@@ -388,14 +393,20 @@ static int measure_case(const struct bench_opts *o, struct map_env *env,
 			 map_prot(o->dir)))
 		goto out;
 	snprintf(name, sizeof(name), "%s_g%u_%ut", mode->name, granule, nthreads);
-	iom_iommu_get_stats(env->iommu, &st0);
+	memset(&st0, 0, sizeof(st0));
 	for (r = 0; r < o->runs; r++) {
 		struct map_sums one = { 0 };
+		struct iom_iommu_stats a, z;
 
 		bench_progress(o, "map %s: run %d/%d", name, r + 1, o->runs);
+		if (!strict)	/* the queue starts empty: runs alike */
+			iom_iommu_dma_flush_queue(mode->d);
+		iom_iommu_get_stats(env->iommu, &a);
 		if (map_run(o, env->m, mode->d, &b, size, KIND_TIMED, timed_ns,
 			    nthreads, &one, &share) < 0)
 			goto out;
+		iom_iommu_get_stats(env->iommu, &z);
+		stats_add(&st0, &a, &z);
 		if (share < tshare)
 			tshare = share;
 		mapm[r] = mean_of(one.sum_map, one.loops);
@@ -403,6 +414,7 @@ static int measure_case(const struct bench_opts *o, struct map_env *env,
 		unm[r] = mean_of(one.sum_unmap, one.loops);
 		uns[r] = stddev_of(one.sum_unmap, one.sq_unmap, one.loops);
 		all.loops += one.loops;
+		all.pairs += one.pairs;
 		all.sum_map += one.sum_map;
 		all.sq_map += one.sq_map;
 		all.sum_unmap += one.sum_unmap;
@@ -422,8 +434,6 @@ static int measure_case(const struct bench_opts *o, struct map_env *env,
 	}
 	if (!strict)
 		iom_iommu_dma_flush_queue(mode->d);
-	iom_iommu_get_stats(env->iommu, &st1);
-	stats_delta(&st0, &st1);
 
 	if (!o->json) {
 		/* the tool's own output, over every loop of every run */
@@ -464,15 +474,16 @@ static int measure_case(const struct bench_opts *o, struct map_env *env,
 			 "iom_iommu_dma_unmap, strict: clear, invalidate the "
 			 "range, wait for in-flight DMA, free the IOVA; %.3g "
 			 "completion waits and %.3g range/page invalidations an unmap",
-			 (double)st0.inv_syncs / (double)all.loops,
-			 (double)(st0.inv_page + st0.inv_range) / (double)all.loops);
+			 (double)st0.inv_syncs / (double)all.pairs,
+			 (double)(st0.inv_page + st0.inv_range) / (double)all.pairs);
 	else
 		snprintf(note, sizeof(note),
-			 "iom_iommu_dma_unmap, lazy: clear, queue the IOVA; over "
-			 "the case (timed and tight loops): %llu IOVAs queued, "
-			 "%llu flush-queue flushes (%llu by the 10 ms timeout), "
-			 "1 flush per %.0f unmaps; stale IOTLB hits %llu "
-			 "(freed %llu): no device DMA runs in this benchmark",
+			 "iom_iommu_dma_unmap, lazy: clear, queue the IOVA (a "
+			 "full queue flushes first); over the timed runs: %llu "
+			 "IOVAs queued, %llu flush-queue flushes (%llu by the "
+			 "10 ms timeout), 1 flush per %.0f unmaps; stale IOTLB "
+			 "hits %llu (freed %llu): no device DMA runs in this "
+			 "benchmark",
 			 (unsigned long long)st0.fq_queued,
 			 (unsigned long long)st0.fq_flushes,
 			 (unsigned long long)st0.fq_timeouts,

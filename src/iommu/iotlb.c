@@ -283,7 +283,8 @@ void iom_iotlb_inv_range(struct iom_iotlb *tlb, unsigned int domid,
 			n += drop_in_set(tlb, set_index(tlb, domid, level, vpn),
 					 match_range, &a);
 	}
-	atomic_fetch_add_explicit(&tlb->invalidated, n, memory_order_relaxed);
+	if (n)	/* an RMW saved: most strict unmaps find nothing cached */
+		atomic_fetch_add_explicit(&tlb->invalidated, n, memory_order_relaxed);
 }
 
 void iom_iotlb_inv_domain(struct iom_iotlb *tlb, unsigned int domid)
