@@ -85,4 +85,14 @@ void iom_iotlb_inv_all(struct iom_iotlb *tlb);
  */
 void iom_iommu_set_skip_invalidation(struct iom_iommu *iommu, bool skip);
 
+/* ---- iova.c, for iommu.c ------------------------------------------------ */
+
+/*
+ * iom_iova_check_range() - is [@pfn, @pfn + @size) a range the allocator
+ * handed out with that size, so that iom_free_iova_fast() will take it?
+ * Return: 0; -EINVAL (nothing reported).
+ */
+int iom_iova_check_range(struct iom_iova_domain *iovad, unsigned long pfn,
+			 unsigned long size);
+
 #endif /* IOM_IOMMU_PRIV_H */

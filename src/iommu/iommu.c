@@ -1831,6 +1831,7 @@ static int migrate_stopped(struct iom_iommu_domain *d, struct mig_rec *rec,
 {
 	struct iom_iommu_iotlb_gather g;
 	unsigned int i;
+	size_t j;
 	int ret = 0;
 
 	iom_iommu_iotlb_gather_init(&g);
@@ -1839,17 +1840,30 @@ static int migrate_stopped(struct iom_iommu_domain *d, struct mig_rec *rec,
 	rec_inv_and_wait(d, rec);
 	for (i = 0; i < rec->nr; i++)
 		copy(priv, i, 0, rec->r[i].size);
-	for (i = 0; i < rec->nr; i++) {
-		const struct iom_iommu_migrate_range *r = &rec->r[i];
+	/*
+	 * Each range with its own permissions (one within a range): the
+	 * leaves are sorted by iova, a range's leaves next to each other.
+	 */
+	for (j = 0; j < rec->nr_leaves; j++) {
+		const struct mig_leaf *l = &rec->leaves[j];
+		const struct iom_iommu_migrate_range *r = &rec->r[l->range];
 
+		if (j && rec->leaves[j - 1].range == l->range)
+			continue;
 		ret = iom_io_pgtable_map(d->pgtbl, r->iova, r->paddr, r->size,
-					 pte_prot(rec->leaves[0].old_pte), IOM_GFP_KERNEL, NULL);
+					 pte_prot(l->old_pte), IOM_GFP_KERNEL, NULL);
 		if (ret)
 			break;
 	}
 	if (ret) {
-		while (i--)
-			iom_io_pgtable_unmap(d->pgtbl, rec->r[i].iova, rec->r[i].size, NULL);
+		while (j--) {
+			const struct iom_iommu_migrate_range *r =
+				&rec->r[rec->leaves[j].range];
+
+			if (j && rec->leaves[j - 1].range == rec->leaves[j].range)
+				continue;
+			iom_io_pgtable_unmap(d->pgtbl, r->iova, r->size, NULL);
+		}
 		domain_wait_inflight(d);
 		restore_old(d, rec);
 	}
@@ -1971,6 +1985,18 @@ int iom_iommu_migrate_ranges(struct iom_iommu_domain *d,
 	rec.nr = nr;
 	if (mode == IOM_IOMMU_MIGRATE_BLOCK)
 		iom_iommu_block(d);
+	/*
+	 * A range another migration is moving may be unmapped right now: say
+	 * so before build_leaves() calls it a hole (checked again below,
+	 * where the record is added).
+	 */
+	pthread_mutex_lock(&d->mig_lock);
+	ret = rec_overlaps(d, &rec) ? -EBUSY : 0;
+	pthread_mutex_unlock(&d->mig_lock);
+	if (ret) {
+		iom_warn(d->iommu->m, "iommu_migrate: a range is being migrated already");
+		goto out_unblock;
+	}
 	ret = build_leaves(d, &rec);
 	if (ret)
 		goto out_unblock;
@@ -2112,9 +2138,10 @@ int iom_iommu_dma_map(struct iom_iommu_domain *d, uint64_t paddr, size_t size,
 	if (size + off < size)
 		return -EINVAL;
 	pages = (size + off + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT;
-	limit_pfn = d->dma_limit_pfn;
-	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) + 1 < limit_pfn)
-		limit_pfn = (dma_limit >> IOM_PAGE_SHIFT) + 1;
+	/* the allocator's limit is the last pfn allowed (dma_limit >> shift) */
+	limit_pfn = d->dma_limit_pfn - 1;
+	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) < limit_pfn)
+		limit_pfn = dma_limit >> IOM_PAGE_SHIFT;
 	pfn = iom_alloc_iova_fast(d->iovad, pages, limit_pfn, true);
 	if (!pfn)
 		return -ENOMEM;
@@ -2136,9 +2163,10 @@ int iom_iommu_dma_alloc_iova(struct iom_iommu_domain *d, size_t size,
 	if (!d || !iova || !size || !d->iovad || size > (SIZE_MAX >> 1))
 		return -EINVAL;
 	pages = (size + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT;
-	limit_pfn = d->dma_limit_pfn;
-	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) + 1 < limit_pfn)
-		limit_pfn = (dma_limit >> IOM_PAGE_SHIFT) + 1;
+	/* the allocator's limit is the last pfn allowed (dma_limit >> shift) */
+	limit_pfn = d->dma_limit_pfn - 1;
+	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) < limit_pfn)
+		limit_pfn = dma_limit >> IOM_PAGE_SHIFT;
 	pfn = iom_alloc_iova_fast(d->iovad, pages, limit_pfn, true);
 	if (!pfn)
 		return -ENOMEM;
@@ -2266,6 +2294,12 @@ int iom_iommu_dma_unmap(struct iom_iommu_domain *d, unsigned long iova, size_t s
 	off = iova & (IOM_PAGE_SIZE - 1);
 	iova -= off;
 	pages = (size + off + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT;
+	/* unmap nothing unless the IOVA can be freed: an error changes nothing */
+	if (iom_iova_check_range(d->iovad, iova >> IOM_PAGE_SHIFT, pages)) {
+		iom_warn(d->iommu->m, "iommu_dma_unmap: iova %#lx size %#zx of domain %u "
+			 "is not a range iommu_dma_map handed out", iova + off, size, d->id);
+		return -EINVAL;
+	}
 	iom_iommu_iotlb_gather_init(&g);
 	g.queued = d->type == IOM_IOMMU_DOMAIN_DMA_FQ;
 	n = iom_io_pgtable_unmap(d->pgtbl, iova, pages << IOM_PAGE_SHIFT, &g);

@@ -28,6 +28,8 @@
 
 #include <iommig/iova.h>
 
+#include "iommu-priv.h"
+
 #include "../core/percpu.h"
 #include "../core/debug.h"
 #include "../core/list.h"
@@ -1158,6 +1160,39 @@ int iom_free_iova_fast(struct iom_iova_domain *iovad, unsigned long pfn,
 	}
 	iova_lock(iovad);
 	ret = free_iova_checked(iovad, private_find_iova(iovad, pfn), pfn, size);
+	iova_unlock(iovad);
+	return ret;
+}
+
+/*
+ * For iommu.c's dma_unmap, before it unmaps anything: would
+ * iom_free_iova_fast(@pfn, @size) accept this range? Lock-free for the
+ * cached sizes (the state byte), else a look at the tree. Reports nothing.
+ */
+int iom_iova_check_range(struct iom_iova_domain *iovad, unsigned long pfn,
+			 unsigned long size)
+{
+	unsigned int log_size = order_base_2(size);
+	_Atomic uint8_t *slot;
+	struct iom_iova *iova;
+	uint8_t st;
+	int ret = -EINVAL;
+
+	if (!iovad || !size)
+		return -EINVAL;
+	slot = state_slot(iovad, pfn, false);
+	st = slot ? atomic_load_explicit(slot, memory_order_relaxed) : STATE_EXACT;
+	if (st == STATE_FREE)
+		return -EINVAL;
+	if (log_size < IOM_IOVA_RANGE_CACHE_MAX_SIZE && st == log_size + 1)
+		return 0;
+	iova_lock(iovad);
+	iova = private_find_iova(iovad, pfn);
+	if (iova && iova != &iovad->anchor && !(iova->_flags & IOVA_FLAG_RESERVED) &&
+	    iova->pfn_lo == pfn &&
+	    (iova->pfn_hi - iova->pfn_lo + 1 == size ||
+	     iova->pfn_hi - iova->pfn_lo + 1 == 1UL << order_base_2(size)))
+		ret = 0;
 	iova_unlock(iovad);
 	return ret;
 }
