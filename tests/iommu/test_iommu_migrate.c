@@ -9,8 +9,11 @@
  * between two sets of physical pages in every mode: iom_iommu_migrate()
  * one page a call and the whole range a call, iom_iommu_migrate_ranges()
  * in BLOCK mode (all ranges in one batch), PER_PAGE (batches of 8) and
- * NONBLOCK (batches of 16 and the whole range as one range); once with
- * 64 pages of 4 KiB, once with one 2 MiB block. The program proves:
+ * NONBLOCK (batches of 16 and the whole range as one range); with 64
+ * pages of 4 KiB (behind the default IOTLB, then behind a 16-entry random
+ * one, where most accesses walk the table and fills race the
+ * invalidations), two hot pages every thread hammers (thousands of
+ * switches), and one 2 MiB block. The program proves:
  *  - no write is lost: every record, read back by its writer at any time
  *    and at the end through a device and straight from the page the
  *    domain maps, holds exactly the last sequence number its write
@@ -73,10 +76,12 @@
 /* Rounds (full switches of every page) per scenario, and a time cap. */
 #if UNDER_TSAN
 #define ROUNDS_PER_MODE	25
-#define MAX_SECONDS	10.0
+#define HOT_ROUNDS	2000
+#define MAX_SECONDS	6.0
 #else
-#define ROUNDS_PER_MODE	60
-#define MAX_SECONDS	10.0
+#define ROUNDS_PER_MODE	40
+#define HOT_ROUNDS	20000
+#define MAX_SECONDS	6.0
 #endif
 
 static struct test_log tlog;
@@ -184,6 +189,8 @@ struct scen {
 	bool skip;			/* negative control */
 	bool lockstep;			/* devices parked while migrating */
 	double progress_s;		/* how long to wait for device progress */
+	unsigned int iotlb_entries;	/* 0: the default 2048 x 8 ways, LRU */
+	double max_s;			/* stop after this long (each mode ran once) */
 	unsigned long free0;		/* the machine's free pages at the start */
 
 	struct iom_machine *m;
@@ -208,6 +215,7 @@ struct scen {
 	const char *mig_err_mode;
 	uint64_t stray_pages, stray_bytes;
 	uint64_t calls[NR_MODES], switches;
+	double mode_s[NR_MODES];
 	bool want_faults;
 	/* NONBLOCK totals */
 	uint64_t nb_calls, nb_multi_round, nb_recopied, nb_write_faults;
@@ -525,7 +533,18 @@ static void setup(struct scen *s)
 	s->iova = IOVA_BASE;
 	s->order = (unsigned int)__builtin_ctz(s->npages);
 	assert_int_equal(1U << s->order, s->npages);
-	assert_int_equal(iom_iommu_create(s->m, NULL, &s->iommu), 0);
+	if (s->iotlb_entries) {
+		struct iom_iommu_config cfg;
+
+		/* a tiny random IOTLB: most accesses walk, fills race invalidations */
+		iom_iommu_config_init(&cfg);
+		cfg.iotlb_entries = s->iotlb_entries;
+		cfg.iotlb_ways = 4;
+		cfg.iotlb_replacement = IOM_IOTLB_RANDOM;
+		assert_int_equal(iom_iommu_create(s->m, &cfg, &s->iommu), 0);
+	} else {
+		assert_int_equal(iom_iommu_create(s->m, NULL, &s->iommu), 0);
+	}
 	s->d = iom_iommu_domain_alloc(s->iommu, IOM_IOMMU_DOMAIN_UNMANAGED);
 	assert_non_null(s->d);
 	for (int i = 0; i < NDEVS; i++) {
@@ -665,9 +684,13 @@ static void run(struct scen *s, struct final *f)
 		enum mode mode = s->modes[round % s->nr_modes];
 		int ret;
 
+		double tm;
+
 		if (s->lockstep)
 			pause_devices(s);
+		tm = now_s();
 		ret = migrate_round(s, mode);
+		s->mode_s[mode] += now_s() - tm;
 		if (s->lockstep)
 			resume_devices(s);
 		if (ret) {
@@ -676,11 +699,11 @@ static void run(struct scen *s, struct final *f)
 			break;
 		}
 		wait_progress(s, 4 * NTHREADS, s->progress_s);
-		if (round + 1 >= s->nr_modes && now_s() - t0 > MAX_SECONDS)
+		if (round + 1 >= s->nr_modes && now_s() - t0 > s->max_s)
 			break;
 	}
 	/* NONBLOCK must have shown its protocol: a few more tries if not yet */
-	while (!s->mig_err && s->want_faults && s->nb_calls && now_s() - t0 < 3 * MAX_SECONDS) {
+	while (!s->mig_err && s->want_faults && s->nb_calls && now_s() - t0 < 3 * s->max_s) {
 		int ret = migrate_round(s, M_NONBLOCK_WHOLE);
 
 		if (ret) {
@@ -707,8 +730,8 @@ static void run(struct scen *s, struct final *f)
 		      (unsigned long long)atomic_load(&s->fail));
 	for (int i = 0; i < NR_MODES; i++)
 		if (s->calls[i])
-			print_message("  %-15s %llu calls\n", mode_name[i],
-				      (unsigned long long)s->calls[i]);
+			print_message("  %-15s %llu calls, %.3f s\n", mode_name[i],
+				      (unsigned long long)s->calls[i], s->mode_s[i]);
 	if (s->nb_calls)
 		print_message("  nonblock: %llu calls, %llu with >1 round (max %u), "
 			      "write faults %llu, recopied %llu B, final dirty %llu B, "
@@ -773,6 +796,7 @@ static void scen_init(struct scen *s, const char *name, unsigned int unit,
 	s->nr_modes = nr_modes;
 	s->rounds = nr_modes * ROUNDS_PER_MODE;
 	s->progress_s = 1.0;
+	s->max_s = MAX_SECONDS;
 }
 
 static void pages_4k_all_modes(void **state)
@@ -788,6 +812,43 @@ static void pages_4k_all_modes(void **state)
 	assert_true(s.nb_write_faults > 0);
 	assert_true(s.nb_recopied > 0);
 	assert_true(s.nb_rounds_max > 1);
+}
+
+static void pages_4k_small_iotlb(void **state)
+{
+	struct scen s;
+	struct final f;
+
+	(void)state;
+	scen_init(&s, "64 x 4 KiB, 16-entry IOTLB", 1, 64, all_modes, NR_MODES);
+	s.iotlb_entries = 16;
+	run(&s, &f);
+	assert_clean(&s, &f);
+	assert_true(s.nb_write_faults > 0);
+}
+
+static const enum mode hot_modes[] = {
+	M_NONBLOCK_BATCH, M_NONBLOCK_WHOLE, M_PER_PAGE, M_SEED_PAGE,
+};
+
+/*
+ * Two hot pages, every thread on them, behind a tiny IOTLB: every
+ * invalidation catches devices in the middle of a walk, which is where
+ * a fill that raced with the invalidation would leave a stale entry.
+ */
+static void hot_pages_many_switches(void **state)
+{
+	struct scen s;
+	struct final f;
+
+	(void)state;
+	scen_init(&s, "2 hot pages, 16-entry IOTLB", 1, 2, hot_modes,
+		  sizeof(hot_modes) / sizeof(hot_modes[0]));
+	s.iotlb_entries = 16;
+	s.rounds = HOT_ROUNDS;
+	s.max_s = MAX_SECONDS / 2;
+	run(&s, &f);
+	assert_clean(&s, &f);
 }
 
 static void block_2m_all_modes(void **state)
@@ -970,6 +1031,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pages_4k_all_modes),
+		cmocka_unit_test(pages_4k_small_iotlb),
+		cmocka_unit_test(hot_pages_many_switches),
 		cmocka_unit_test(block_2m_all_modes),
 		cmocka_unit_test(skip_invalidation_single_thread),
 		cmocka_unit_test(skip_invalidation_caught_lockstep),
