@@ -737,7 +737,13 @@ static int access_one(struct iom_mm *mm, uint64_t addr, char *buf, size_t n,
 	if (write) {
 		memcpy(kaddr, buf, n);
 		set_pte(ptep, pte_mkdirty(pte_mkyoung(pte)));
-		if (!iom_PageAnon(page) && !iom_PageDirty(page)) {
+		/*
+		 * The first write through a clean PTE dirties the page (the
+		 * kernel's write fault); page_mkclean() cleans the PTE again
+		 * when the page is written back. A page whose ->set_page_dirty
+		 * keeps it clean (IOMAP's) is not locked on every write.
+		 */
+		if (!iom_PageAnon(page) && !pte_dirty(pte) && !iom_PageDirty(page)) {
 			iom_get_page(m, page);
 			dirty = page;
 		}

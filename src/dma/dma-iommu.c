@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The DMA API's IOMMU backend: drivers/iommu/dma-iommu.c (iommu_dma_alloc,
+ * iommu_dma_free, iommu_dma_map_page/unmap_page, iommu_dma_map_sg/
+ * unmap_sg) with seed 000's changes to arch/arm/mm/dma-mapping.c: a
+ * coherent buffer is a struct __iommu_buffer whose order-0 movable pages
+ * sit in an IOMAP, and __iommu_migratepagecopy() moves the device's view
+ * of a page with iommu_migrate() and a copy callback (__iommu_cb).
+ *
+ * Simplified: the machine is cache-coherent, so the cache maintenance of
+ * __iommu_cb and of the sync calls has nothing to do; the CPU view (the
+ * seed's VMALLOC mapping) is reached through iom_dma_vmap_read/write(),
+ * which lock each page as a migration does, instead of through kernel page
+ * tables; map_sg gives every entry its own DMA segment (no merging).
+ *
+ * The migration path (docs/migration-path.md): MM migrate_pages ->
+ * a_ops->migratepage (iomap) -> migrate_page -> move_mapping ->
+ * migrate_page_copy -> a_ops->migratepagecopy (iomap) ->
+ * cops->migratepagecopy = __iommu_migratepagecopy (here) ->
+ * iom_iommu_migrate[_ranges] (IOMMU) -> copy callback (here) -> back.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <iommig/dma-mapping.h>
+#include <iommig/iomap.h>
+
+#include "../core/debug.h"
+#include "dma-internal.h"
+
+/* The 2013 ARM allocator's largest order for IOMMU buffers. */
+#define LEGACY_MAX_ORDER	4
+/* How often a failed iommu_migrate() is retried before it is reported again. */
+#define MIGRATE_RETRY_REPORT	1024
+
+static inline struct __iommu_buffer *to_iobuf(struct iom_iomap *iomap)
+{
+	return (struct __iommu_buffer *)iomap;	/* the IOMAP is the first member */
+}
+
+static struct iom_machine *ib_machine(const struct __iommu_buffer *ib)
+{
+	return iom_device_machine(ib->dev);
+}
+
+/* ---- seed 000: migration of a buffer page ------------------------------- */
+
+/*
+ * __iommu_cb(): sync the source for the CPU, copy, flush the destination
+ * for the device. The simulated machine is cache-coherent: only the copy.
+ */
+static void __iommu_cb(void *cookie)
+{
+	struct iom_page **pages = cookie;
+	struct iom_machine *m = (struct iom_machine *)pages[2];
+
+	memcpy(iom_page_address(m, pages[0]), iom_page_address(m, pages[1]),
+	       IOM_PAGE_SIZE);
+}
+
+/* The same for iommu_migrate_ranges(): range 0 is the page. */
+static void __iommu_copy_range(void *priv, unsigned int idx, size_t off, size_t len)
+{
+	struct iom_page **pages = priv;
+	struct iom_machine *m = (struct iom_machine *)pages[2];
+
+	(void)idx;
+	memcpy((char *)iom_page_address(m, pages[0]) + off,
+	       (const char *)iom_page_address(m, pages[1]) + off, len);
+}
+
+/*
+ * __iommu_migratepagecopy(): move the device's translation of the page at
+ * @to->index from @from to @to, copying under the IOMMU's protection in
+ * the buffer's mode, then swap the buffer's reference. Both pages are
+ * locked by the MM; @to already holds @from's place in the IOMAP.
+ *
+ * The IOMMU step can fail for lack of memory for a page table (the table
+ * the unmap emptied is normally kept as a spare). The old translation is
+ * then back in place, and the MM cannot undo the move of the mapping any
+ * more: retry until it succeeds, reporting it.
+ */
+static void __iommu_migratepagecopy(struct iom_iomap *iomap, struct iom_page *to,
+				    struct iom_page *from)
+{
+	struct __iommu_buffer *ib = to_iobuf(iomap);
+	struct iom_machine *m = ib_machine(ib);
+	struct iom_page *pages[3] = { to, from, (struct iom_page *)m };
+	unsigned long index = to->index;
+	struct iom_iommu_migrate_range r = {
+		.iova = ib->dma_addr + ((uint64_t)index << IOM_PAGE_SHIFT),
+		.paddr = iom_page_to_phys(m, to),
+		.size = IOM_PAGE_SIZE,
+	};
+	struct dma_vmap_page *vp = &ib->vmap[index];
+	unsigned long tries = 0;
+	int ret;
+
+	/* the CPU view's migration entry: new accesses wait, old ones finish */
+	atomic_store(&vp->migrating, 1);
+	while (atomic_load(&vp->inflight))
+		sched_yield();
+	for (;;) {
+		switch (ib->migrate_mode) {
+		case IOM_DMA_MIGRATE_PER_PAGE:
+			ret = iom_iommu_migrate_ranges(ib->domain, &r, 1,
+						       IOM_IOMMU_MIGRATE_PER_PAGE,
+						       __iommu_copy_range, pages, NULL);
+			break;
+		case IOM_DMA_MIGRATE_NONBLOCK:
+			ret = iom_iommu_migrate_ranges(ib->domain, &r, 1,
+						       IOM_IOMMU_MIGRATE_NONBLOCK,
+						       __iommu_copy_range, pages, NULL);
+			break;
+		default:	/* SEED, LAYERED (the domain is blocked already) */
+			ret = iom_iommu_migrate(ib->domain, r.iova, r.paddr, r.size,
+						__iommu_cb, pages);
+			break;
+		}
+		if (!ret)
+			break;
+		if (ret != -ENOMEM) {
+			/*
+			 * Nothing mapped there (the caller unmapped the
+			 * buffer's IOVA behind the DMA API's back): no device
+			 * can reach the page, a plain copy is enough.
+			 */
+			iom_warn(m, "dma-iommu: %s: iova %#llx of a live buffer is not mapped (%d)",
+				 iom_dev_name(ib->dev), (unsigned long long)r.iova, ret);
+			__iommu_cb(pages);
+			break;
+		}
+		if (tries++ % MIGRATE_RETRY_REPORT == 0)
+			iom_warn(m, "dma-iommu: %s: iommu_migrate of iova %#llx failed (%d), retrying",
+				 iom_dev_name(ib->dev), (unsigned long long)r.iova, ret);
+		sched_yield();
+	}
+	iom_get_page(m, to);
+	ib->pages[index] = to;
+	atomic_store(&vp->migrating, 0);	/* remove_migration_ptes() */
+	iom_put_page(m, from);
+}
+
+/* seed 000's TODO "fix layering": the domain is blocked around migrate_page() */
+static int __iommu_migrate_begin(struct iom_iomap *iomap, struct iom_page *page)
+{
+	(void)page;
+	return iom_iommu_block(to_iobuf(iomap)->domain);
+}
+
+static void __iommu_migrate_end(struct iom_iomap *iomap, struct iom_page *page, int rc)
+{
+	(void)page;
+	(void)rc;
+	iom_iommu_unblock(to_iobuf(iomap)->domain);
+}
+
+static const struct iom_iomap_client_ops iommu_iomap_cops = {
+	.migratepagecopy = __iommu_migratepagecopy,
+};
+
+static const struct iom_iomap_client_ops iommu_iomap_cops_layered = {
+	.migratepagecopy = __iommu_migratepagecopy,
+	.migrate_begin = __iommu_migrate_begin,
+	.migrate_end = __iommu_migrate_end,
+};
+
+/* ---- coherent buffers --------------------------------------------------- */
+
+static bool dev_uses_legacy(struct dma_dev_state *st)
+{
+	int mode = atomic_load(&st->alloc_mode);
+
+	if (mode == IOM_DMA_ALLOC_DEFAULT) {
+		struct iom_machine_config cfg;
+
+		iom_machine_get_config(st->m, &cfg);
+		return cfg.dma_legacy;
+	}
+	return mode == IOM_DMA_ALLOC_LEGACY;
+}
+
+/* Free whatever pages[] holds (legacy blocks by their head). */
+static void free_buffer_pages(struct __iommu_buffer *ib)
+{
+	struct iom_machine *m = ib_machine(ib);
+
+	for (unsigned long i = 0; i < ib->nr_pages; i++) {
+		struct iom_page *page = ib->pages[i];
+
+		if (!page || iom_PageTail(page))
+			continue;
+		iom___free_pages(m, page, iom_compound_order(page));
+	}
+}
+
+/*
+ * __iommu_alloc_buffer() of 2013: blocks of order 4 down to 0, without
+ * retrying hard for the big ones (__GFP_NORETRY), unmovable.
+ */
+static int alloc_legacy_pages(struct __iommu_buffer *ib, iom_gfp_t gfp)
+{
+	struct iom_machine *m = ib_machine(ib);
+	unsigned long i = 0;
+
+	gfp &= ~(iom_gfp_t)(IOM___GFP_MOVABLE | IOM___GFP_HIGHMEM | IOM___GFP_RECLAIMABLE);
+	while (i < ib->nr_pages) {
+		unsigned long left = ib->nr_pages - i;
+		unsigned int order = 63U - (unsigned int)__builtin_clzl(left);
+		struct iom_page *page = NULL;
+
+		if (order > LEGACY_MAX_ORDER)
+			order = LEGACY_MAX_ORDER;
+		for (;; order--) {
+			iom_gfp_t g = gfp | IOM___GFP_ZERO;
+
+			if (order)
+				g |= IOM___GFP_NORETRY | IOM___GFP_NOWARN;
+			page = iom_alloc_pages(m, g, order);
+			if (page || !order)
+				break;
+		}
+		if (!page)
+			return -ENOMEM;
+		for (unsigned long j = 0; j < (1UL << order); j++)
+			ib->pages[i + j] = page + j;
+		i += 1UL << order;
+	}
+	return 0;
+}
+
+/* seed 000: order-0 movable pages, zeroed. */
+static int alloc_movable_pages(struct __iommu_buffer *ib, iom_gfp_t gfp)
+{
+	struct iom_machine *m = ib_machine(ib);
+
+	gfp &= ~(iom_gfp_t)(IOM___GFP_RECLAIMABLE | IOM___GFP_DMA | IOM___GFP_DMA32);
+	gfp |= IOM___GFP_MOVABLE | IOM___GFP_HIGHMEM | IOM___GFP_ZERO;
+	for (unsigned long i = 0; i < ib->nr_pages; i++) {
+		ib->pages[i] = iom_alloc_pages(m, gfp, 0);
+		if (!ib->pages[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Map the pages at the buffer's IOVA: a page at a time for movable ones,
+ * so no block entry spans two pages that migrate separately. */
+static int map_buffer(struct __iommu_buffer *ib)
+{
+	struct iom_machine *m = ib_machine(ib);
+	unsigned long i = 0;
+	int ret;
+
+	while (i < ib->nr_pages) {
+		unsigned long n = 1;
+
+		if (ib->legacy && !iom_PageTail(ib->pages[i]))
+			n = 1UL << iom_compound_order(ib->pages[i]);
+		ret = iom_iommu_map(ib->domain, ib->dma_addr + ((uint64_t)i << IOM_PAGE_SHIFT),
+				    iom_page_to_phys(m, ib->pages[i]), n << IOM_PAGE_SHIFT,
+				    IOM_IOMMU_READ | IOM_IOMMU_WRITE);
+		if (ret) {
+			if (i)
+				iom_iommu_unmap(ib->domain, ib->dma_addr,
+						(size_t)i << IOM_PAGE_SHIFT);
+			return ret;
+		}
+		i += n;
+	}
+	return 0;
+}
+
+struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
+				       iom_dma_addr_t *handle, iom_gfp_t gfp,
+				       unsigned long attrs, int *err)
+{
+	struct dma_dev_state *st = dma_dev_state(dev);
+	struct iom_iommu_domain *domain;
+	struct __iommu_buffer *ib;
+	struct iom_machine *m;
+	unsigned long iova, nr;
+	int ret;
+
+	if (!st) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	m = st->m;
+	domain = iom_iommu_get_domain_for_dev(dev);
+	if (!domain || iom_iommu_domain_type(domain) == IOM_IOMMU_DOMAIN_UNMANAGED) {
+		*err = -ENODEV;
+		return NULL;
+	}
+	nr = (unsigned long)((size + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT);
+	ib = calloc(1, sizeof(*ib) + nr * sizeof(ib->pages[0]));
+	if (!ib) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	ib->dev = dev;
+	ib->domain = domain;
+	ib->nr_pages = nr;
+	ib->size = (size_t)nr << IOM_PAGE_SHIFT;
+	ib->attrs = attrs;
+	ib->legacy = dev_uses_legacy(st);
+	ib->migrate_mode = (enum iom_dma_migrate_mode)atomic_load(&st->migrate_mode);
+	if (!ib->legacy) {
+		ib->vmap = calloc(nr, sizeof(*ib->vmap));
+		if (!ib->vmap) {
+			free(ib);
+			*err = -ENOMEM;
+			return NULL;
+		}
+	}
+
+	ret = ib->legacy ? alloc_legacy_pages(ib, gfp) : alloc_movable_pages(ib, gfp);
+	if (ret)
+		goto fail_pages;
+	ret = iom_iommu_dma_alloc_iova(domain, ib->size, atomic_load(&st->coherent_dma_mask),
+				       &iova);
+	if (ret)
+		goto fail_pages;
+	ib->dma_addr = iova;
+	ret = map_buffer(ib);
+	if (ret)
+		goto fail_iova;
+	if (!ib->legacy) {
+		ret = iom_iomap_create(m, &ib->iomap,
+				       ib->migrate_mode == IOM_DMA_MIGRATE_LAYERED ?
+				       &iommu_iomap_cops_layered : &iommu_iomap_cops);
+		if (ret)
+			goto fail_map;
+		/* from here on the MM may migrate the pages it was given */
+		for (unsigned long i = 0; i < nr; i++) {
+			ret = iom_iomap_insert_page(&ib->iomap, ib->pages[i], i);
+			if (ret) {
+				for (unsigned long j = i; j-- > 0;)
+					iom_iomap_remove_page(&ib->iomap, j, &ib->pages[j]);
+				iom_iomap_release(&ib->iomap);
+				goto fail_map;
+			}
+		}
+	}
+	*handle = ib->dma_addr;
+	return ib;
+
+fail_map:
+	iom_iommu_dma_unmap(domain, ib->dma_addr, ib->size);
+	goto fail_pages;
+fail_iova:
+	iom_iommu_dma_free_iova(domain, ib->dma_addr, ib->size);
+fail_pages:
+	free_buffer_pages(ib);
+	free(ib->vmap);
+	free(ib);
+	*err = ret;
+	return NULL;
+}
+
+void iommu_dma_free(struct __iommu_buffer *ib)
+{
+	struct iom_machine *m = ib_machine(ib);
+
+	if (!ib->legacy) {
+		/*
+		 * Out of the IOMAP first, each page under its lock (a
+		 * migration in progress finishes first, and the page then
+		 * found is the current one): none can move after this.
+		 */
+		for (unsigned long i = 0; i < ib->nr_pages; i++) {
+			struct iom_page *page = NULL;
+
+			if (!iom_iomap_remove_page(&ib->iomap, i, &page))
+				ib->pages[i] = page;
+		}
+	}
+	/* devices lose the buffer: strict invalidation, or the flush queue */
+	iom_iommu_dma_unmap(ib->domain, ib->dma_addr, ib->size);
+	if (ib->legacy) {
+		free_buffer_pages(ib);
+	} else {
+		for (unsigned long i = 0; i < ib->nr_pages; i++)
+			iom_put_page(m, ib->pages[i]);	/* the DMA layer's reference */
+		iom_iomap_release(&ib->iomap);
+	}
+	free(ib->vmap);
+	free(ib);
+}
+
+/*
+ * The CPU view: an access is in flight on its page while it copies, and
+ * waits while the page migrates (see struct dma_vmap_page).
+ */
+int iommu_dma_vmap_rw(struct __iommu_buffer *ib, size_t offset, void *buf,
+		      size_t len, bool write)
+{
+	struct iom_machine *m = ib_machine(ib);
+	char *p = buf;
+
+	while (len) {
+		unsigned long idx = (unsigned long)(offset >> IOM_PAGE_SHIFT);
+		size_t off = offset & (IOM_PAGE_SIZE - 1);
+		size_t n = IOM_PAGE_SIZE - off < len ? IOM_PAGE_SIZE - off : len;
+		struct dma_vmap_page *vp = ib->legacy ? NULL : &ib->vmap[idx];
+		char *va;
+
+		if (vp) {
+			for (;;) {
+				atomic_fetch_add(&vp->inflight, 1);
+				if (!atomic_load(&vp->migrating))
+					break;
+				atomic_fetch_sub(&vp->inflight, 1);
+				while (atomic_load(&vp->migrating))
+					sched_yield();	/* migration_entry_wait() */
+			}
+		}
+		va = (char *)iom_page_address(m, ib->pages[idx]) + off;
+		if (write)
+			memcpy(va, p, n);
+		else
+			memcpy(p, va, n);
+		if (vp)
+			atomic_fetch_sub_explicit(&vp->inflight, 1, memory_order_release);
+		p += n;
+		offset += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* ---- streaming mappings ------------------------------------------------- */
+
+/* dma_info_to_prot() */
+static int dma_info_to_prot(enum iom_dma_data_direction dir)
+{
+	switch (dir) {
+	case IOM_DMA_BIDIRECTIONAL:
+		return IOM_IOMMU_READ | IOM_IOMMU_WRITE;
+	case IOM_DMA_TO_DEVICE:
+		return IOM_IOMMU_READ;
+	case IOM_DMA_FROM_DEVICE:
+		return IOM_IOMMU_WRITE;
+	default:
+		return 0;
+	}
+}
+
+static struct iom_iommu_domain *dma_domain(struct iom_device *dev)
+{
+	struct iom_iommu_domain *d = iom_iommu_get_domain_for_dev(dev);
+
+	if (!d || iom_iommu_domain_type(d) == IOM_IOMMU_DOMAIN_UNMANAGED)
+		return NULL;
+	return d;
+}
+
+iom_dma_addr_t iommu_dma_map_page(struct iom_device *dev, struct iom_page *page,
+				  size_t offset, size_t size,
+				  enum iom_dma_data_direction dir, unsigned long attrs)
+{
+	struct dma_dev_state *st = dma_dev_state(dev);
+	struct iom_iommu_domain *d = dma_domain(dev);
+	unsigned long iova;
+
+	(void)attrs;
+	if (!st || !d)
+		return IOM_DMA_MAPPING_ERROR;
+	if (iom_iommu_dma_map(d, iom_page_to_phys(st->m, page) + offset, size,
+			      dma_info_to_prot(dir), atomic_load(&st->dma_mask), &iova))
+		return IOM_DMA_MAPPING_ERROR;
+	return iova;
+}
+
+int iommu_dma_unmap_page(struct iom_device *dev, iom_dma_addr_t addr, size_t size)
+{
+	struct iom_iommu_domain *d = dma_domain(dev);
+
+	if (!d)
+		return -ENODEV;
+	return iom_iommu_dma_unmap(d, (unsigned long)addr, size);
+}
+
+/* Bytes of IOVA an sg entry takes: whole pages around offset + length. */
+static size_t sg_iova_len(const struct iom_scatterlist *s)
+{
+	size_t off = s->offset & (IOM_PAGE_SIZE - 1);
+
+	return (off + s->length + IOM_PAGE_SIZE - 1) & ~(IOM_PAGE_SIZE - 1);
+}
+
+int iommu_dma_map_sg(struct iom_device *dev, struct iom_scatterlist *sg, int nents,
+		     enum iom_dma_data_direction dir, unsigned long attrs)
+{
+	struct dma_dev_state *st = dma_dev_state(dev);
+	struct iom_iommu_domain *d = dma_domain(dev);
+	unsigned long iova;
+	size_t total = 0, pos = 0;
+	int prot = dma_info_to_prot(dir);
+
+	(void)attrs;
+	if (!st || !d)
+		return 0;
+	for (int i = 0; i < nents; i++)
+		total += sg_iova_len(&sg[i]);
+	if (iom_iommu_dma_alloc_iova(d, total, atomic_load(&st->dma_mask), &iova))
+		return 0;
+	for (int i = 0; i < nents; i++) {
+		struct iom_scatterlist *s = &sg[i];
+		size_t len = sg_iova_len(s);
+		uint64_t pa = iom_page_to_phys(st->m, s->page) +
+			      (s->offset & ~(IOM_PAGE_SIZE - 1));
+
+		if (iom_iommu_map(d, iova + pos, pa, len, prot)) {
+			if (pos)
+				iom_iommu_unmap(d, iova, pos);
+			iom_iommu_dma_free_iova(d, iova, total);
+			return 0;
+		}
+		s->dma_address = iova + pos + (s->offset & (IOM_PAGE_SIZE - 1));
+		s->dma_length = s->length;
+		pos += len;
+	}
+	return nents;
+}
+
+int iommu_dma_unmap_sg(struct iom_device *dev, struct iom_scatterlist *sg, int nents)
+{
+	struct iom_iommu_domain *d = dma_domain(dev);
+	size_t total = 0;
+
+	if (!d)
+		return -ENODEV;
+	for (int i = 0; i < nents; i++)
+		total += sg_iova_len(&sg[i]);
+	return iom_iommu_dma_unmap(d, (unsigned long)(sg[0].dma_address & ~(IOM_PAGE_SIZE - 1)),
+				   total);
+}

@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Coherent DMA buffers (src/dma, src/iomap): a movable buffer's pages are
+ * order-0 movable pages in an IOMAP (PG_private, on the LRU) mapped at a
+ * contiguous IOVA; the device and the CPU view see the same bytes; an
+ * explicit migration of every page, in each migration mode, runs
+ * MM -> IOMAP -> DMA -> IOMMU and leaves the device translating to the new
+ * page with the content kept and the old page freed; a process mapping of
+ * the buffer (iom_dma_mmap) follows the pages too; legacy buffers are
+ * unmovable blocks of order 4..0 outside any IOMAP; every error path
+ * (no DMA domain, bad sizes, unknown handles, a mapped buffer, a device
+ * with live buffers) changes nothing; and freeing gives every page and
+ * IOVA back.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <iommig/dma-mapping.h>
+#include <iommig/iomap.h>
+#include <iommig/migrate.h>
+
+#include "mm_util.h"
+
+#define PG IOM_PAGE_SIZE
+
+static struct test_log tlog;
+
+struct rig {
+	struct iom_machine *m;
+	struct iom_iommu *iommu;
+	struct iom_iommu_domain *domain;
+	struct iom_device *dev;
+	unsigned long free_at_start;
+};
+
+static void rig_up(struct rig *r, enum iom_iommu_domain_type type)
+{
+	r->m = test_machine(64, &tlog, NULL);
+	assert_non_null(r->m);
+	r->free_at_start = test_nr_free(r->m);
+	assert_int_equal(iom_iommu_create(r->m, NULL, &r->iommu), 0);
+	r->domain = iom_iommu_domain_alloc(r->iommu, type);
+	assert_non_null(r->domain);
+	if (type != IOM_IOMMU_DOMAIN_UNMANAGED)
+		assert_int_equal(iom_iommu_dma_init_domain(r->domain, 1ULL << 20, 1ULL << 32), 0);
+	assert_int_equal(iom_device_create(r->iommu, "dev0", &r->dev), 0);
+	assert_int_equal(iom_iommu_attach_device(r->domain, r->dev), 0);
+}
+
+static void rig_down(struct rig *r)
+{
+	assert_int_equal(iom_iommu_detach_device(r->domain, r->dev), 0);
+	assert_int_equal(iom_device_destroy(r->dev), 0);
+	assert_int_equal(iom_iommu_domain_free(r->domain), 0);
+	assert_int_equal(iom_iommu_destroy(r->iommu), 0);
+	iom_rcu_barrier();
+	assert_int_equal(test_nr_free(r->m), r->free_at_start);
+	assert_int_equal(iom_machine_bug_count(r->m), 0);
+	iom_machine_destroy(r->m);
+}
+
+static struct iom_machine *alloc_m;
+
+static struct iom_page *new_page_any(struct iom_page *page, unsigned long private)
+{
+	(void)page;
+	(void)private;
+	return iom_alloc_pages(alloc_m, IOM_GFP_HIGHUSER_MOVABLE, 0);
+}
+
+/* Migrate the page now backing @off of the buffer; returns pages not moved. */
+static int migrate_buffer_page(struct rig *r, void *cpu, size_t off)
+{
+	struct iom_page *page = iom_dma_buffer_page(r->dev, cpu, off);
+	struct iom_list_head list = { &list, &list };
+	unsigned int nr = 0;
+	int ret;
+
+	assert_non_null(page);
+	alloc_m = r->m;
+	assert_int_equal(iom_isolate_lru_page(r->m, page), 0);
+	iom_put_page(r->m, page);
+	list_add_tail(&page->lru, &list);
+	ret = iom_migrate_pages(r->m, &list, new_page_any, NULL, 0, IOM_MIGRATE_SYNC,
+				IOM_MR_SYSCALL, &nr);
+	if (ret)
+		iom_putback_movable_pages(r->m, &list);
+	return ret;
+}
+
+static void fill_pattern(unsigned char *buf, size_t len, unsigned int seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (unsigned char)(seed * 31 + i * 7 + (i >> 12));
+}
+
+static void test_alloc_errors_change_nothing(void **state)
+{
+	struct rig r;
+	struct iom_iommu_domain *um;
+	struct iom_device *dev2;
+	iom_dma_addr_t h = 0;
+	void *cpu;
+
+	(void)state;
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	errno = 0;
+	assert_null(iom_dma_alloc_coherent(r.dev, 0, &h, IOM_GFP_KERNEL, 0));
+	assert_int_equal(errno, EINVAL);
+	assert_null(iom_dma_alloc_coherent(r.dev, PG, NULL, IOM_GFP_KERNEL, 0));
+	assert_null(iom_dma_alloc_coherent(NULL, PG, &h, IOM_GFP_KERNEL, 0));
+	assert_null(iom_dma_alloc_coherent(r.dev, PG, &h, 0xffffffffu, 0));
+	/* a device with no DMA domain: detached, or on an unmanaged one */
+	assert_int_equal(iom_device_create(r.iommu, "dev2", &dev2), 0);
+	errno = 0;
+	assert_null(iom_dma_alloc_coherent(dev2, PG, &h, IOM_GFP_KERNEL, 0));
+	assert_int_equal(errno, ENODEV);
+	um = iom_iommu_domain_alloc(r.iommu, IOM_IOMMU_DOMAIN_UNMANAGED);
+	assert_int_equal(iom_iommu_attach_device(um, dev2), 0);
+	errno = 0;
+	assert_null(iom_dma_alloc_coherent(dev2, PG, &h, IOM_GFP_KERNEL, 0));
+	assert_int_equal(errno, ENODEV);
+	assert_int_equal(iom_iommu_detach_device(um, dev2), 0);
+	assert_int_equal(iom_iommu_domain_free(um), 0);
+	assert_int_equal(iom_device_destroy(dev2), 0);
+	/* more than the IOVA space below the mask */
+	assert_int_equal(iom_dma_set_coherent_mask(r.dev, IOM_DMA_BIT_MASK(21)), 0);
+	errno = 0;
+	assert_null(iom_dma_alloc_coherent(r.dev, 4u << 20, &h, IOM_GFP_KERNEL, 0));
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(iom_dma_set_coherent_mask(r.dev, 0xfff), -EIO);
+	assert_int_equal(iom_dma_set_mask_and_coherent(r.dev, IOM_DMA_BIT_MASK(32)), 0);
+	assert_int_equal(iom_dma_set_alloc_mode(r.dev, 7), -EINVAL);
+	assert_int_equal(iom_dma_set_migrate_mode(r.dev, 9), -EINVAL);
+	/* a good one, then frees that do not match it */
+	cpu = iom_dma_alloc_coherent(r.dev, 3 * PG, &h, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu);
+	assert_true(h < 1ULL << 32 && h >= 1ULL << 20 && !(h & (PG - 1)));
+	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, (char *)cpu + 1, h, 0), -EINVAL);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 5 * PG, cpu, h, 0), -EINVAL);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu, h + PG, 0), -EINVAL);
+	assert_int_equal(iom_device_destroy(r.dev), -EBUSY);	/* attached */
+	assert_int_equal(iom_dma_device_release(r.dev), 1);
+	/* the buffer still works */
+	assert_int_equal(iom_device_dma_write(r.dev, h + 2 * PG, "ok", 3), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu, h, 0), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu, h, 0), -EINVAL);
+	assert_int_equal(iom_dma_device_release(r.dev), 0);
+	rig_down(&r);
+}
+
+static void test_movable_buffer_is_in_iomap_and_shared_by_device_and_cpu(void **state)
+{
+	struct rig r;
+	iom_dma_addr_t h;
+	unsigned char *in = malloc(5 * PG), *out = malloc(5 * PG);
+	void *cpu;
+
+	(void)state;
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	cpu = iom_dma_alloc_coherent(r.dev, 5 * PG - 100, &h, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu);
+	for (size_t i = 0; i < 5; i++) {
+		struct iom_page *page = iom_dma_buffer_page(r.dev, cpu, i * PG);
+		unsigned long pfn = iom_page_to_pfn(r.m, page);
+
+		assert_non_null(page);
+		assert_true(iom_PageIomap(page));
+		assert_true(iom_PagePrivate(page));
+		assert_true(iom_PageLRU(page));
+		assert_int_equal(page->index, i);
+		assert_int_equal(iom_get_pageblock_migratetype(r.m, pfn), IOM_MIGRATE_MOVABLE);
+		/* the DMA layer's, the IOMAP's, and ours */
+		assert_int_equal(iom_page_ref_count(page), 3);
+		assert_int_equal(iom_iommu_iova_to_phys(r.domain, h + i * PG),
+				 iom_page_to_phys(r.m, page));
+		iom_put_page(r.m, page);
+	}
+	assert_null(iom_dma_buffer_page(r.dev, cpu, 5 * PG));
+	/* zeroed; the device writes, the CPU view reads, and back */
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 0, out, 5 * PG), 0);
+	for (size_t i = 0; i < 5 * PG; i++)
+		assert_int_equal(out[i], 0);
+	fill_pattern(in, 5 * PG, 1);
+	assert_int_equal(iom_device_dma_write(r.dev, h + 77, in, 5 * PG - 77), 0);
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 77, out, 5 * PG - 77), 0);
+	assert_memory_equal(in, out, 5 * PG - 77);
+	fill_pattern(in, 5 * PG, 2);
+	assert_int_equal(iom_dma_vmap_write(r.dev, cpu, 0, in, 5 * PG), 0);
+	assert_int_equal(iom_device_dma_read(r.dev, h, out, 5 * PG), 0);
+	assert_memory_equal(in, out, 5 * PG);
+	/* out of range or bad arguments */
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 5 * PG - 1, out, 2), -EINVAL);
+	assert_int_equal(iom_dma_vmap_read(r.dev, (char *)cpu + 8, 0, out, 2), -EINVAL);
+	assert_int_equal(iom_dma_vmap_write(r.dev, cpu, 0, NULL, 2), -EINVAL);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 5 * PG - 100, cpu, h, 0), 0);
+	/* the IOVA is gone for the device */
+	assert_int_equal(iom_device_dma_read(r.dev, h, out, 1), -EFAULT);
+	free(in);
+	free(out);
+	rig_down(&r);
+}
+
+static void test_no_kernel_mapping_has_no_cpu_view(void **state)
+{
+	struct rig r;
+	iom_dma_addr_t h;
+	char c;
+	void *cpu;
+
+	(void)state;
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	cpu = iom_dma_alloc_coherent(r.dev, PG, &h, IOM_GFP_KERNEL,
+				     IOM_DMA_ATTR_NO_KERNEL_MAPPING);
+	assert_non_null(cpu);
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 0, &c, 1), -EINVAL);
+	assert_int_equal(iom_device_dma_write(r.dev, h, "x", 1), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, PG, cpu, h, 0), 0);
+	rig_down(&r);
+}
+
+/* Every page of a buffer migrates in @mode, through the whole path. */
+static void migrate_every_page(enum iom_iommu_domain_type type, enum iom_dma_migrate_mode mode)
+{
+	enum { N = 8 };
+	struct rig r;
+	iom_dma_addr_t h;
+	unsigned char *in = malloc(N * PG), *out = malloc(N * PG);
+	unsigned long before = 0;
+	void *cpu;
+
+	rig_up(&r, type);
+	assert_int_equal(iom_dma_set_migrate_mode(r.dev, mode), 0);
+	cpu = iom_dma_alloc_coherent(r.dev, N * PG, &h, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu);
+	fill_pattern(in, N * PG, 3 + mode);
+	assert_int_equal(iom_device_dma_write(r.dev, h, in, N * PG), 0);
+	before = iom_vm_event_count(r.m, IOM_PGMIGRATE_SUCCESS);
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < N; i++) {
+			struct iom_page *old = iom_dma_buffer_page(r.dev, cpu, i * PG), *now;
+			uint64_t old_phys = iom_page_to_phys(r.m, old);
+
+			iom_put_page(r.m, old);
+			assert_int_equal(migrate_buffer_page(&r, cpu, i * PG), 0);
+			now = iom_dma_buffer_page(r.dev, cpu, i * PG);
+			assert_non_null(now);
+			assert_true(iom_page_to_phys(r.m, now) != old_phys);
+			assert_true(iom_PageIomap(now));
+			assert_int_equal(iom_page_ref_count(now), 3);
+			assert_int_equal(iom_iommu_iova_to_phys(r.domain, h + i * PG),
+					 iom_page_to_phys(r.m, now));
+			iom_put_page(r.m, now);
+		}
+	}
+	assert_int_equal(iom_vm_event_count(r.m, IOM_PGMIGRATE_SUCCESS) - before, 3 * N);
+	assert_int_equal(iom_device_dma_read(r.dev, h, out, N * PG), 0);
+	assert_memory_equal(in, out, N * PG);
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 0, out, N * PG), 0);
+	assert_memory_equal(in, out, N * PG);
+	assert_int_equal(iom_dma_free_coherent(r.dev, N * PG, cpu, h, 0), 0);
+	free(in);
+	free(out);
+	rig_down(&r);
+}
+
+static void test_migration_seed_mode(void **state)
+{
+	(void)state;
+	migrate_every_page(IOM_IOMMU_DOMAIN_DMA, IOM_DMA_MIGRATE_SEED);
+	migrate_every_page(IOM_IOMMU_DOMAIN_DMA_FQ, IOM_DMA_MIGRATE_SEED);
+}
+
+static void test_migration_layered_mode(void **state)
+{
+	(void)state;
+	migrate_every_page(IOM_IOMMU_DOMAIN_DMA, IOM_DMA_MIGRATE_LAYERED);
+}
+
+static void test_migration_per_page_mode(void **state)
+{
+	(void)state;
+	migrate_every_page(IOM_IOMMU_DOMAIN_DMA, IOM_DMA_MIGRATE_PER_PAGE);
+}
+
+static void test_migration_nonblock_mode(void **state)
+{
+	(void)state;
+	migrate_every_page(IOM_IOMMU_DOMAIN_DMA, IOM_DMA_MIGRATE_NONBLOCK);
+	migrate_every_page(IOM_IOMMU_DOMAIN_DMA_FQ, IOM_DMA_MIGRATE_NONBLOCK);
+}
+
+static void test_legacy_buffer_is_unmovable_high_order(void **state)
+{
+	struct rig r;
+	iom_dma_addr_t h;
+	unsigned char in[64], out[64];
+	struct iom_page *page;
+	void *cpu;
+
+	(void)state;
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	assert_int_equal(iom_dma_set_alloc_mode(r.dev, IOM_DMA_ALLOC_LEGACY), 0);
+	/* 21 pages: 16 + 4 + 1 */
+	cpu = iom_dma_alloc_coherent(r.dev, 21 * PG, &h, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu);
+	page = iom_dma_buffer_page(r.dev, cpu, 0);
+	assert_non_null(page);
+	assert_int_equal(iom_compound_order(page), 4);
+	assert_false(iom_PageIomap(page));
+	assert_false(iom_PageLRU(page));
+	assert_int_not_equal(iom_get_pageblock_migratetype(r.m, iom_page_to_pfn(r.m, page)),
+			     IOM_MIGRATE_MOVABLE);
+	iom_put_page(r.m, page);
+	page = iom_dma_buffer_page(r.dev, cpu, 16 * PG);
+	assert_int_equal(iom_compound_order(page), 2);
+	iom_put_page(r.m, page);
+	page = iom_dma_buffer_page(r.dev, cpu, 20 * PG);
+	assert_int_equal(iom_compound_order(page), 0);
+	iom_put_page(r.m, page);
+	fill_pattern(in, sizeof(in), 9);
+	assert_int_equal(iom_device_dma_write(r.dev, h + 16 * PG - 32, in, sizeof(in)), 0);
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 16 * PG - 32, out, sizeof(out)), 0);
+	assert_memory_equal(in, out, sizeof(in));
+	/* cannot be mapped into a process here */
+	{
+		struct iom_mm *mm;
+		uint64_t at;
+
+		assert_int_equal(iom_mm_create(r.m, &mm), 0);
+		assert_int_equal(iom_dma_mmap(r.dev, mm, cpu, h, 21 * PG,
+					      IOM_PROT_READ, &at), -ENXIO);
+		iom_mm_destroy(mm);
+	}
+	assert_int_equal(iom_dma_free_coherent(r.dev, 21 * PG, cpu, h, 0), 0);
+	rig_down(&r);
+}
+
+static void test_machine_wide_legacy_default(void **state)
+{
+	struct iom_machine_config cfg;
+	struct iom_machine *m;
+	struct iom_iommu *iommu;
+	struct iom_iommu_domain *d;
+	struct iom_device *dev;
+	struct iom_page *page;
+	iom_dma_addr_t h;
+	void *cpu;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mem_size = 32ULL << 20;
+	cfg.dma_legacy = true;
+	m = test_machine(32, &tlog, &cfg);
+	assert_non_null(m);
+	assert_int_equal(iom_iommu_create(m, NULL, &iommu), 0);
+	d = iom_iommu_domain_alloc(iommu, IOM_IOMMU_DOMAIN_DMA);
+	assert_int_equal(iom_iommu_dma_init_domain(d, 0, 1ULL << 32), 0);
+	assert_int_equal(iom_device_create(iommu, "legacy", &dev), 0);
+	assert_int_equal(iom_iommu_attach_device(d, dev), 0);
+	cpu = iom_dma_alloc_coherent(dev, 16 * PG, &h, IOM_GFP_KERNEL, 0);
+	page = iom_dma_buffer_page(dev, cpu, 0);
+	assert_false(iom_PageIomap(page));
+	assert_int_equal(iom_compound_order(page), 4);
+	iom_put_page(m, page);
+	assert_int_equal(iom_dma_free_coherent(dev, 16 * PG, cpu, h, 0), 0);
+	/* a device may still ask for movable buffers */
+	assert_int_equal(iom_dma_set_alloc_mode(dev, IOM_DMA_ALLOC_MOVABLE), 0);
+	cpu = iom_dma_alloc_coherent(dev, 16 * PG, &h, IOM_GFP_KERNEL, 0);
+	page = iom_dma_buffer_page(dev, cpu, 0);
+	assert_true(iom_PageIomap(page));
+	iom_put_page(m, page);
+	assert_int_equal(iom_dma_free_coherent(dev, 16 * PG, cpu, h, 0), 0);
+	assert_int_equal(iom_iommu_detach_device(d, dev), 0);
+	assert_int_equal(iom_device_destroy(dev), 0);
+	assert_int_equal(iom_iommu_domain_free(d), 0);
+	assert_int_equal(iom_iommu_destroy(iommu), 0);
+	iom_machine_destroy(m);
+}
+
+/* A process maps the buffer: CPU and device see the same bytes across a
+ * migration, and the buffer cannot be freed while it is mapped. */
+static void test_mmap_follows_migration(void **state)
+{
+	struct rig r;
+	struct iom_mm *mm;
+	iom_dma_addr_t h;
+	uint64_t at = 0;
+	char buf[32];
+	void *cpu;
+
+	(void)state;
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	cpu = iom_dma_alloc_coherent(r.dev, 4 * PG, &h, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu);
+	assert_int_equal(iom_mm_create(r.m, &mm), 0);
+	assert_int_equal(iom_dma_mmap(r.dev, mm, cpu, h + PG, 4 * PG, IOM_PROT_READ, &at), -EINVAL);
+	assert_int_equal(iom_dma_mmap(r.dev, mm, cpu, h, 5 * PG, IOM_PROT_READ, &at), -EINVAL);
+	assert_int_equal(iom_dma_mmap(r.dev, mm, cpu, h, 4 * PG,
+				      IOM_PROT_READ | IOM_PROT_WRITE, &at), 0);
+	assert_int_equal(iom_write(mm, at + PG + 10, "from the cpu", 13), 0);
+	assert_int_equal(iom_device_dma_read(r.dev, h + PG + 10, buf, 13), 0);
+	assert_string_equal(buf, "from the cpu");
+	assert_int_equal(migrate_buffer_page(&r, cpu, PG), 0);
+	assert_int_equal(iom_device_dma_write(r.dev, h + PG + 10, "from the dev", 13), 0);
+	assert_int_equal(iom_read(mm, at + PG + 10, buf, 13), 0);
+	assert_string_equal(buf, "from the dev");
+	/* the PTE follows the page */
+	{
+		struct iom_page *p = test_get_page_at(mm, at + PG);
+		struct iom_page *q = iom_dma_buffer_page(r.dev, cpu, PG);
+
+		assert_ptr_equal(p, q);
+		iom_put_page(r.m, p);
+		iom_put_page(r.m, q);
+	}
+	assert_int_equal(iom_dma_free_coherent(r.dev, 4 * PG, cpu, h, 0), -EBUSY);
+	assert_int_equal(iom_dma_munmap(mm, at, 4 * PG), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 4 * PG, cpu, h, 0), 0);
+	iom_mm_destroy(mm);
+	rig_down(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_alloc_errors_change_nothing),
+		cmocka_unit_test(test_movable_buffer_is_in_iomap_and_shared_by_device_and_cpu),
+		cmocka_unit_test(test_no_kernel_mapping_has_no_cpu_view),
+		cmocka_unit_test(test_migration_seed_mode),
+		cmocka_unit_test(test_migration_layered_mode),
+		cmocka_unit_test(test_migration_per_page_mode),
+		cmocka_unit_test(test_migration_nonblock_mode),
+		cmocka_unit_test(test_legacy_buffer_is_unmovable_high_order),
+		cmocka_unit_test(test_machine_wide_legacy_default),
+		cmocka_unit_test(test_mmap_follows_migration),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
