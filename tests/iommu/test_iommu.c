@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The IOMMU core (src/iommu/iommu.c, iotlb.c), one behaviour per test:
- * a bad unit configuration is refused with a warning naming the field,
- * and a unit with domains or devices is not destroyed; domain ids,
- * attach/detach and their errors; device DMA of any length and alignment
+ * The IOMMU core (src/iommu/iommu.c, iotlb.c), one behaviour per test: a
+ * bad unit configuration is refused with a warning naming the field, and a
+ * unit with domains or devices is not destroyed; domain ids, attach/detach
+ * and their errors; a failed map leaves nothing mapped and a map uses the
+ * largest sizes alignment allows; device DMA of any length and alignment
  * across 4 KiB pages, a 2 MiB block and leaf boundaries lands in exactly
  * the simulated bytes it should (checked in the physical pages) and reads
  * back; two domains that map the same IOVA stay isolated while both
@@ -12,18 +13,22 @@
  * retries, and a write that faults half way moved exactly the bytes before
  * the faulting page; IOTLB hit/miss counts are exact (a 2 MiB block is one
  * entry), LRU evicts the least recently used way (a pattern whose counts
- * differ under FIFO) and RANDOM differs from LRU where LRU thrashes;
- * every invalidation command is counted; a strict unmap leaves no usable
- * translation, unmap_fast leaves one until iotlb_sync, and the test can
- * see a missing invalidation (skip switch); the lazy flush queue holds an
- * IOVA until a flush (queue full, explicit, timeout), counts stale and
- * stale-freed hits meanwhile, and its errors change nothing; block and
- * unblock stall a device thread and nest; iom_iommu_migrate()'s five steps
- * seen from inside the copy callback, its errors changing nothing, and
- * iom_iommu_migrate_ranges() in each mode with one sync per step whatever
- * the number of ranges, PER_PAGE letting the rest of the domain run and
- * -EBUSY for a range being migrated; no table page is leaked; and device
- * thread sets count steps, report errors and fill stall percentiles.
+ * differ under FIFO) and RANDOM differs from LRU where LRU thrashes; every
+ * invalidation command is counted; a strict unmap leaves no usable
+ * translation, unmap_fast leaves one until iotlb_sync, and the test can see
+ * a missing invalidation (skip switch); the IOVA of iom_iommu_dma_map()
+ * stays below the domain's limit and the DMA mask; the lazy flush queue
+ * holds an IOVA until a flush (queue full, explicit, timeout), counts stale
+ * and stale-freed hits meanwhile, and dma_unmap errors change nothing;
+ * block and unblock stall a device thread and nest; iom_iommu_migrate()'s
+ * five steps seen from inside the copy callback, its errors changing
+ * nothing, and iom_iommu_migrate_ranges() in each mode with one sync per
+ * step whatever the number of ranges, each range keeping its own
+ * permissions, PER_PAGE letting the rest of the domain run, -EBUSY for a
+ * range being migrated, a NONBLOCK copy re-copying a leaf a device wrote
+ * meanwhile, a 2 MiB block staying one block, and -ENOMEM putting the old
+ * mapping back; no table page is leaked; and device thread sets count
+ * steps, report errors and fill stall percentiles.
  *
  * Device threads here are plain pthreads that record what they saw; only
  * the main thread asserts, after joining them.
@@ -635,6 +640,58 @@ static void test_dma_bad_args(void **state)
 	assert_int_equal(s1.faults, s0.faults + 1);
 	assert_int_equal(p.va[0], 0x33);
 	pg_free(f.m, &p);
+	fx_fini(&f);
+}
+
+static void test_map_errors_change_nothing(void **state)
+{
+	const unsigned long X = 0x2000000;
+	struct fx f;
+	struct pg p, q;
+	unsigned long nr[IOM_IO_PGTABLE_MAX_LEVELS];
+
+	(void)state;
+	fx_init(&f, NULL, IOM_IOMMU_DOMAIN_UNMANAGED);
+	p = pg_alloc(f.m, 2, 0);
+	q = pg_alloc(f.m, 10, 0);	/* 4 MiB: two 2 MiB blocks */
+	assert_int_equal(iom_iommu_map(f.d, X, p.pa, 2 * SZ_4K, RW), 0);
+
+	test_log_reset(&tlog);
+	assert_int_equal(iom_iommu_map(f.d, X + 0x10000, p.pa, SZ_4K, 0), -EINVAL);
+	assert_int_equal(iom_iommu_map(f.d, X + 0x10000, p.pa, SZ_4K, IOM_IOMMU_NOEXEC), -EINVAL);
+	assert_true(test_log_contains(&tlog, "grants neither read nor write"));
+	assert_int_equal(iom_iommu_map(f.d, X + 0x10001, p.pa, SZ_4K, RW), -EINVAL);
+	assert_int_equal(iom_iommu_map(f.d, X + 0x10000, p.pa + 8, SZ_4K, RW), -EINVAL);
+	assert_int_equal(iom_iommu_map(f.d, X + 0x10000, p.pa, 100, RW), -EINVAL);
+	assert_int_equal(iom_iommu_map(f.d, X + 0x10000, p.pa, 0, RW), -EINVAL);
+	assert_int_equal(iom_iommu_map(NULL, X + 0x10000, p.pa, SZ_4K, RW), -EINVAL);
+	assert_int_equal(iom_iommu_map(f.d, 1UL << 48, p.pa, SZ_4K, RW), -ERANGE);
+	assert_int_equal(iom_iommu_map(f.d, X + 0x10000, 1ULL << 48, SZ_4K, RW), -ERANGE);
+	/* overlapping the second page: nothing of the call stays */
+	assert_int_equal(iom_iommu_map(f.d, X + SZ_4K, p.pa + 2 * SZ_4K, 2 * SZ_4K, RW), -EEXIST);
+	assert_int_equal(iom_iommu_map(f.d, X - SZ_4K, p.pa + 2 * SZ_4K, 2 * SZ_4K, RW), -EEXIST);
+	assert_int_equal(iom_iommu_iova_to_phys(f.d, X + SZ_4K), p.pa + SZ_4K);
+	assert_int_equal(iom_iommu_iova_to_phys(f.d, X + 2 * SZ_4K), 0);
+	assert_int_equal(iom_iommu_iova_to_phys(f.d, X - SZ_4K), 0);
+	assert_int_equal(iom_iommu_iova_to_phys(f.d, X + 0x10000), 0);
+	memset(nr, 0, sizeof(nr));
+	assert_int_equal(iom_io_pgtable_nr_leaves(iom_iommu_domain_pgtable(f.d), nr), 2);
+
+	/* the largest sizes alignment allows */
+	assert_int_equal(iom_iommu_map(f.d, SZ_1G, q.pa, 2 * SZ_2M, RW), 0);
+	assert_int_equal(iom_iommu_map(f.d, 2 * SZ_1G, q.pa + SZ_4K, SZ_2M, RW), 0);
+	memset(nr, 0, sizeof(nr));
+	assert_int_equal(iom_io_pgtable_nr_leaves(iom_iommu_domain_pgtable(f.d), nr),
+			 2 + 2 + 512);
+	assert_int_equal(nr[2], 2);
+	assert_int_equal(nr[3], 2 + 512);
+	assert_int_equal(iom_iommu_iova_to_phys(f.d, SZ_1G + SZ_2M + 7), q.pa + SZ_2M + 7);
+	assert_int_equal(iom_iommu_iova_to_phys(f.d, 2 * SZ_1G + SZ_2M - 1), q.pa + SZ_2M + SZ_4K - 1);
+	assert_int_equal(iom_iommu_unmap(f.d, SZ_1G, 2 * SZ_2M), 2 * SZ_2M);
+	assert_int_equal(iom_iommu_unmap(f.d, 2 * SZ_1G, SZ_2M), SZ_2M);
+	assert_int_equal(iom_iommu_unmap(f.d, X, 2 * SZ_4K), 2 * SZ_4K);
+	pg_free(f.m, &p);
+	pg_free(f.m, &q);
 	fx_fini(&f);
 }
 
@@ -1356,7 +1413,6 @@ static void test_unmap_fast_until_iotlb_sync(void **state)
 	struct iom_iommu_iotlb_gather g;
 	struct iom_iommu_stats s0, s1;
 	unsigned char buf[2 * SZ_4K];
-	int r;
 
 	(void)state;
 	fx_init(&f, NULL, IOM_IOMMU_DOMAIN_UNMANAGED);
@@ -1391,7 +1447,6 @@ static void test_unmap_fast_until_iotlb_sync(void **state)
 	assert_true(g.start > g.end);	/* the gather is empty again */
 	assert_int_equal(iom_device_dma_read(f.dev, X, buf, 1), -EFAULT);
 	assert_int_equal(iom_device_dma_read(f.dev, X + SZ_4K, buf, 1), -EFAULT);
-	(void)r;
 	assert_int_equal(iom_iommu_unmap_fast(f.d, X, SZ_4K, NULL), 0);
 	iom_iommu_iotlb_sync(f.d, NULL);
 	pg_free(f.m, &p);
@@ -1896,7 +1951,7 @@ static void test_migrate_five_steps(void **state)
 	/* (5): unblocked: one block only, and it is gone */
 	assert_int_equal(iom_iommu_unblock(f.d), -EINVAL);
 	/* the old translations were invalidated: both pages were cached */
-	assert_true(s1.iotlb_invalidated - s0.iotlb_invalidated >= 2);
+	assert_int_equal(s1.iotlb_invalidated - s0.iotlb_invalidated, 2);
 	assert_int_equal(s1.inv_syncs - s0.inv_syncs, 2);
 
 	/* a writable range keeps its write permission */
@@ -2762,6 +2817,7 @@ int main(void)
 		cmocka_unit_test(test_domain_ids_and_types),
 		cmocka_unit_test(test_attach_detach_rules),
 		cmocka_unit_test(test_dma_bad_args),
+		cmocka_unit_test(test_map_errors_change_nothing),
 		cmocka_unit_test(test_dma_any_length_and_alignment),
 		cmocka_unit_test(test_domains_isolated_in_shared_iotlb),
 		cmocka_unit_test(test_fault_without_handler_fails),
