@@ -200,7 +200,10 @@ IOM_API iom_dma_addr_t iom_dma_map_page(struct iom_device *dev, struct iom_page 
 
 /**
  * iom_dma_unmap_page() - dma_unmap_page_attrs().
- * Return: 0; -EINVAL (not a mapping of @dev: reported, nothing changed).
+ * Return: 0; -EINVAL (a bad @dir, or no mapping of @dev covers exactly
+ * the IOVA pages of @addr..+@size: reported, nothing changed). A @size
+ * that differs from the mapped one but spans the same pages unmaps it,
+ * as in the kernel; only dma-debug reports that.
  */
 IOM_API int iom_dma_unmap_page(struct iom_device *dev, iom_dma_addr_t addr,
 			       size_t size, enum iom_dma_data_direction dir,
@@ -260,7 +263,9 @@ IOM_API int iom_dma_sync_single_for_device(struct iom_device *dev, iom_dma_addr_
  * BUS_NOTIFY_UNBOUND_DRIVER): with dma-debug on, mappings and buffers
  * still pending are reported ("device driver has pending DMA allocations
  * while released from device [count=N]").
- * Return: the number of pending mappings and buffers (they stay valid).
+ * Return: the number of pending mappings and buffers (they stay valid);
+ * without dma-debug only coherent buffers are known, so only they are
+ * counted; -EINVAL for a NULL @dev.
  */
 IOM_API long iom_dma_device_release(struct iom_device *dev);
 

@@ -26,6 +26,7 @@
 
 #include <iommig/dma-mapping.h>
 #include <iommig/iomap.h>
+#include <iommig/iova.h>
 
 #include "../core/debug.h"
 #include "dma-internal.h"
@@ -474,12 +475,44 @@ iom_dma_addr_t iommu_dma_map_page(struct iom_device *dev, struct iom_page *page,
 	return iova;
 }
 
+/*
+ * The IOVA allocator rounds ranges below 2^(IOM_IOVA_RANGE_CACHE_MAX_SIZE
+ * - 1) pages up to a power of two, so iom_iommu_dma_unmap() takes 4 pages
+ * for a 3-page mapping, and 3 for a 4-page one, which would leave a page
+ * mapped in a freed IOVA range. The page table tells them apart: the
+ * range's last page is mapped, and the next one, inside the rounded
+ * range, is not.
+ */
+static bool unmap_size_matches(struct iom_device *dev, struct iom_iommu_domain *d,
+			       iom_dma_addr_t addr, size_t size)
+{
+	struct iom_io_pgtable_ops *ops = iom_iommu_domain_pgtable(d);
+	struct iom_io_pgtable_walk_data w;
+	uint64_t start = addr & ~(uint64_t)(IOM_PAGE_SIZE - 1);
+	uint64_t pages;
+
+	if (size <= (SIZE_MAX >> 1)) {
+		pages = (addr - start + size + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT;
+		if (!iom_io_pgtable_walk(ops, (unsigned long)(start + ((pages - 1) << IOM_PAGE_SHIFT)),
+					 &w) &&
+		    (pages >= (1UL << (IOM_IOVA_RANGE_CACHE_MAX_SIZE - 1)) || !(pages & (pages - 1)) ||
+		     iom_io_pgtable_walk(ops, (unsigned long)(start + (pages << IOM_PAGE_SHIFT)), &w)))
+			return true;
+	}
+	iom_warn(iom_device_machine(dev), "dma: %s: unmap of iova %#llx size %#zx: "
+		 "no mapping of that size there", iom_dev_name(dev),
+		 (unsigned long long)addr, size);
+	return false;
+}
+
 int iommu_dma_unmap_page(struct iom_device *dev, iom_dma_addr_t addr, size_t size)
 {
 	struct iom_iommu_domain *d = dma_domain(dev);
 
 	if (!d)
 		return -ENODEV;
+	if (!unmap_size_matches(dev, d, addr, size))
+		return -EINVAL;
 	return iom_iommu_dma_unmap(d, (unsigned long)addr, size);
 }
 
@@ -535,6 +568,8 @@ int iommu_dma_unmap_sg(struct iom_device *dev, struct iom_scatterlist *sg, int n
 		return -ENODEV;
 	for (int i = 0; i < nents; i++)
 		total += sg_iova_len(&sg[i]);
+	if (!unmap_size_matches(dev, d, sg[0].dma_address & ~(IOM_PAGE_SIZE - 1), total))
+		return -EINVAL;
 	return iom_iommu_dma_unmap(d, (unsigned long)(sg[0].dma_address & ~(IOM_PAGE_SIZE - 1)),
 				   total);
 }

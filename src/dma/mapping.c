@@ -64,6 +64,8 @@ static int dma_dev_state_release(void *p)
 
 struct dma_dev_state *dma_dev_state(struct iom_device *dev)
 {
+	if (!dev)
+		return NULL;
 	return iom_device_dma_state(dev, dma_dev_state_make, dma_dev_state_release);
 }
 
@@ -355,7 +357,7 @@ int iom_dma_unmap_page(struct iom_device *dev, iom_dma_addr_t addr, size_t size,
 	int ret;
 
 	(void)attrs;
-	if (!dev || !size)
+	if (!dev || !size || !valid_dir(dir))
 		return -EINVAL;
 	ret = iommu_dma_unmap_page(dev, addr, size);
 	debug_dma_unmap_page(dev, addr, size, dir, ret == 0);
@@ -377,10 +379,15 @@ int iom_dma_map_sg(struct iom_device *dev, struct iom_scatterlist *sg, int nents
 
 	if (!dev || !sg || nents <= 0 || !valid_dir(dir) || !m)
 		return 0;
-	for (int i = 0; i < nents; i++)
-		if (!sg[i].page || !sg[i].length ||
-		    iom_page_to_pfn(m, sg[i].page) == (unsigned long)-1)
+	for (int i = 0; i < nents; i++) {
+		unsigned long pfn = sg[i].page ? iom_page_to_pfn(m, sg[i].page) : (unsigned long)-1;
+
+		/* as map_page: the entry's last byte must be memory of @m */
+		if (!sg[i].length || pfn == (unsigned long)-1 ||
+		    pfn + (((size_t)sg[i].offset + sg[i].length - 1) >> IOM_PAGE_SHIFT) >=
+		    iom_end_pfn(m))
 			return 0;
+	}
 	mapped = iommu_dma_map_sg(dev, sg, nents, dir, attrs);
 	if (mapped > 0)
 		debug_dma_map_sg(dev, sg, nents, mapped, dir, attrs);
@@ -393,7 +400,7 @@ int iom_dma_unmap_sg(struct iom_device *dev, struct iom_scatterlist *sg, int nen
 	int ret;
 
 	(void)attrs;
-	if (!dev || !sg || nents <= 0)
+	if (!dev || !sg || nents <= 0 || !valid_dir(dir))
 		return -EINVAL;
 	ret = iommu_dma_unmap_sg(dev, sg, nents);
 	debug_dma_unmap_sg(dev, sg, nents, dir, ret == 0);
