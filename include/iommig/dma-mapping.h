@@ -96,6 +96,21 @@ enum iom_dma_migrate_mode {
 };
 
 /**
+ * Where a device's movable buffers keep their pages (seed 000's TODO
+ * "associate IOMAP object with IOMMU domain rather than DMA buffer").
+ */
+enum iom_dma_iomap_scope {
+	IOM_DMA_IOMAP_PER_BUFFER,	/* the seed: an IOMAP in each buffer */
+	IOM_DMA_IOMAP_PER_DOMAIN,	/* one IOMAP per DMA domain, indexed by IOVA */
+};
+
+/**
+ * iom_dma_set_iomap_scope() - per-buffer or per-domain IOMAP for @dev's
+ * later movable buffers. Return: 0; -EINVAL.
+ */
+IOM_API int iom_dma_set_iomap_scope(struct iom_device *dev, enum iom_dma_iomap_scope scope);
+
+/**
  * iom_dma_set_alloc_mode() - movable or legacy coherent buffers for @dev
  * (applies to later allocations).
  * Return: 0; -EINVAL.
@@ -143,7 +158,8 @@ IOM_API void *iom_dma_alloc_coherent(struct iom_device *dev, size_t size,
  * (strict or through the flush queue), free the pages.
  * Return: 0; -EINVAL (@cpu_addr is not a live buffer of @dev, or
  * @dma_handle/@size do not match it: reported, nothing changed); -EBUSY
- * while a process maps the buffer (iom_dma_mmap()).
+ * while a process maps the buffer (iom_dma_mmap()) or another device
+ * shares it (iom_dma_buffer_attach()).
  */
 IOM_API int iom_dma_free_coherent(struct iom_device *dev, size_t size,
 				  void *cpu_addr, iom_dma_addr_t dma_handle,
@@ -175,6 +191,33 @@ IOM_API int iom_dma_mmap(struct iom_device *dev, struct iom_mm *mm,
 
 /** iom_dma_munmap() - undo iom_dma_mmap(). Return: 0, -EINVAL. */
 IOM_API int iom_dma_munmap(struct iom_mm *mm, uint64_t addr, size_t size);
+
+/** Most devices a coherent buffer can be shared with besides its owner. */
+#define IOM_DMA_MAX_SHARES	8
+
+/**
+ * iom_dma_buffer_attach() - share the coherent buffer @cpu_addr of @dev
+ * with device @other (seed 000's TODO "shared buffers"): its pages are
+ * mapped into @other's DMA domain (another one, or the same) at an IOVA
+ * below @other's coherent mask, returned in *@handle. From then on a
+ * migration of a page of the buffer moves every domain's translation of
+ * it: each domain is blocked for that page (nested: the copy runs while
+ * all of them are), whatever the owner's migration mode; in the
+ * non-blocking mode a shared page migrates per page instead.
+ * Return: 0; -EINVAL (not a buffer of @dev, @other is @dev or already
+ * attached), -ENODEV (@other has no DMA domain), -ENOSPC (too many
+ * shares), -ENOMEM.
+ */
+IOM_API int iom_dma_buffer_attach(struct iom_device *dev, void *cpu_addr,
+				  struct iom_device *other, iom_dma_addr_t *handle);
+
+/**
+ * iom_dma_buffer_detach() - undo iom_dma_buffer_attach(): unmap the
+ * buffer from @other's domain. A buffer cannot be freed while shared.
+ * Return: 0; -EINVAL (no such share).
+ */
+IOM_API int iom_dma_buffer_detach(struct iom_device *dev, void *cpu_addr,
+				  struct iom_device *other, iom_dma_addr_t handle);
 
 /**
  * iom_dma_buffer_page() - the page now backing byte @offset of a coherent

@@ -212,6 +212,12 @@ IOM_API struct iom_page *iom_find_or_create_page(struct iom_address_space *mappi
 IOM_API bool iom_set_page_dirty(struct iom_page *page);
 /** iom_clear_page_dirty_for_io() - clear PG_dirty and the tag. */
 IOM_API bool iom_clear_page_dirty_for_io(struct iom_page *page);
+/**
+ * iom_mapping_mapped() - mapping_mapped() for page indices [@first, @last]:
+ * does a process map any of them? Context: takes i_mmap_rwsem for read.
+ */
+IOM_API bool iom_mapping_mapped(struct iom_address_space *mapping,
+				unsigned long first, unsigned long last);
 /** iom_page_mapping() - the mapping of a page-cache page, else NULL. */
 IOM_API struct iom_address_space *iom_page_mapping(const struct iom_page *page);
 

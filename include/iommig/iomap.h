@@ -52,13 +52,15 @@ struct iom_iomap;
  *                   block the IOMMU domain. Return: 0 or -errno (the
  *                   migration of this page fails with it).
  * @migrate_end:     optional: called after migrate_page() with its result
- *                   when @migrate_begin returned 0 (unblock).
+ *                   when @migrate_begin returned 0 (unblock). On success
+ *                   the client's page->private has moved to @newpage.
  */
 struct iom_iomap_client_ops {
 	void (*migratepagecopy)(struct iom_iomap *iomap, struct iom_page *newpage,
 				struct iom_page *page);
 	int (*migrate_begin)(struct iom_iomap *iomap, struct iom_page *page);
-	void (*migrate_end)(struct iom_iomap *iomap, struct iom_page *page, int rc);
+	void (*migrate_end)(struct iom_iomap *iomap, struct iom_page *newpage,
+			    struct iom_page *page, int rc);
 };
 
 /**

@@ -332,6 +332,21 @@ iom_iommu_domain_alloc(struct iom_iommu *iommu,
  */
 IOM_API int iom_iommu_domain_free(struct iom_iommu_domain *domain);
 
+/**
+ * iom_iommu_domain_dma_state() - the DMA layer's state of @domain (the
+ * kernel keeps dma-iommu's cookie in the domain); made by @make on first
+ * use (once, even when threads race), NULL @make only looks. @release runs
+ * at iom_iommu_domain_free(); a non-zero return (-EBUSY) makes the free
+ * fail with nothing changed.
+ * Return: the state, or NULL.
+ */
+IOM_API void *iom_iommu_domain_dma_state(struct iom_iommu_domain *domain,
+					 void *(*make)(struct iom_iommu_domain *domain),
+					 int (*release)(void *state));
+
+/** iom_iommu_domain_machine() - the machine @domain belongs to. */
+IOM_API struct iom_machine *iom_iommu_domain_machine(const struct iom_iommu_domain *domain);
+
 /** iom_iommu_domain_id() - the id that tags the domain's IOTLB entries. */
 IOM_API unsigned int iom_iommu_domain_id(const struct iom_iommu_domain *domain);
 

@@ -29,6 +29,7 @@ struct dma_dev_state {
 	_Atomic uint64_t coherent_dma_mask;
 	_Atomic int alloc_mode;		/* enum iom_dma_alloc_mode */
 	_Atomic int migrate_mode;	/* enum iom_dma_migrate_mode */
+	_Atomic int iomap_scope;	/* enum iom_dma_iomap_scope */
 	struct __iommu_buffer *buffers;
 	long nr_buffers;
 };
@@ -49,16 +50,36 @@ struct dma_vmap_page {
 };
 
 /*
- * struct __iommu_buffer - seed 000's: the IOMAP embedded first, so the
- * IOMAP's client callback finds the buffer, then the device, the IOVA and
- * the pages by index.
+ * struct dma_domain_state - a DMA domain's own IOMAP (seed 000's TODO
+ * "IOMAP per IOMMU domain"): indexed by IOVA page, it holds the pages of
+ * every per-domain-scope buffer of the domain.
+ */
+struct dma_domain_state {
+	struct iom_iomap iomap;
+	struct iom_iommu_domain *domain;
+};
+
+/* Another device's view of a shared buffer (iom_dma_buffer_attach()). */
+struct dma_share {
+	struct iom_device *dev;
+	struct iom_iommu_domain *domain;
+	iom_dma_addr_t dma_addr;
+};
+
+/*
+ * struct __iommu_buffer - seed 000's: an IOMAP (its own, or the domain's),
+ * the device, the IOVA and the pages by index. Each page's ->private
+ * points back to the buffer (PG_private pages keep ->private across
+ * migration), which is how the IOMAP's client callback finds it.
  * @pages:   movable: pages[i] is the page at IOMAP index i, changed only
  *           under that page's lock (by the migration that replaces it);
  *           legacy: every 4 KiB page of the order-4..0 blocks.
  * @users:   vmap accessors and lookups in progress; the free waits.
  */
 struct __iommu_buffer {
-	struct iom_iomap iomap;
+	struct iom_iomap iomap;		/* per-buffer scope */
+	struct iom_iomap *iomapp;	/* the IOMAP the pages are in */
+	unsigned long index_base;	/* IOMAP index of page 0 */
 	struct iom_device *dev;
 	struct iom_iommu_domain *domain;
 	iom_dma_addr_t dma_addr;
@@ -69,6 +90,11 @@ struct __iommu_buffer {
 	enum iom_dma_migrate_mode migrate_mode;
 	_Atomic int users;
 	struct dma_vmap_page *vmap;	/* movable: one per page */
+	/* other devices' mappings; changed under the write lock, which
+	 * excludes every migration's IOMMU step (they take it for read) */
+	pthread_rwlock_t share_lock;
+	unsigned int nr_shares;
+	struct dma_share shares[IOM_DMA_MAX_SHARES];
 	void *cpu_addr;			/* the handle given out: the key */
 	UT_hash_handle hh;
 	struct iom_page *pages[];
@@ -87,6 +113,12 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 				       unsigned long attrs, int *err);
 /* Free @ib once it is out of the device's table and unused. */
 void iommu_dma_free(struct __iommu_buffer *ib);
+int iommu_dma_attach(struct __iommu_buffer *ib, struct iom_device *other,
+		     iom_dma_addr_t *handle);
+int iommu_dma_detach(struct __iommu_buffer *ib, struct iom_device *other,
+		     iom_dma_addr_t handle);
+/* Does a process map a page of @ib? */
+bool iommu_dma_buffer_mapped(struct __iommu_buffer *ib);
 int iommu_dma_vmap_rw(struct __iommu_buffer *ib, size_t offset, void *buf,
 		      size_t len, bool write);
 iom_dma_addr_t iommu_dma_map_page(struct iom_device *dev, struct iom_page *page,

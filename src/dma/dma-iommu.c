@@ -36,9 +36,9 @@
 /* How often a failed iommu_migrate() is retried before it is reported again. */
 #define MIGRATE_RETRY_REPORT	1024
 
-static inline struct __iommu_buffer *to_iobuf(struct iom_iomap *iomap)
+static inline struct __iommu_buffer *page_iobuf(const struct iom_page *page)
 {
-	return (struct __iommu_buffer *)iomap;	/* the IOMAP is the first member */
+	return (struct __iommu_buffer *)(uintptr_t)page->private;
 }
 
 static struct iom_machine *ib_machine(const struct __iommu_buffer *ib)
@@ -49,124 +49,211 @@ static struct iom_machine *ib_machine(const struct __iommu_buffer *ib)
 /* ---- seed 000: migration of a buffer page ------------------------------- */
 
 /*
+ * One page's migration across every domain that maps it: the owner's and
+ * those of the devices it is shared with. Level k migrates domain k and
+ * calls level k + 1 from its copy callback, so the copy runs while every
+ * domain keeps its devices off the page.
+ */
+struct page_migration {
+	struct iom_machine *m;
+	struct iom_page *to, *from;
+	unsigned int nr;		/* domains */
+	unsigned int level;
+	enum iom_iommu_migrate_mode mode;
+	bool seed;			/* iommu_migrate(), the seed's call */
+	struct {
+		struct iom_iommu_domain *domain;
+		unsigned long iova;
+	} t[1 + IOM_DMA_MAX_SHARES];
+};
+
+/*
  * __iommu_cb(): sync the source for the CPU, copy, flush the destination
  * for the device. The simulated machine is cache-coherent: only the copy.
  */
+static void page_copy(struct page_migration *pm, size_t off, size_t len)
+{
+	memcpy((char *)iom_page_address(pm->m, pm->to) + off,
+	       (const char *)iom_page_address(pm->m, pm->from) + off, len);
+}
+
+static void migrate_level(struct page_migration *pm);
+
 static void __iommu_cb(void *cookie)
 {
-	struct iom_page **pages = cookie;
-	struct iom_machine *m = (struct iom_machine *)pages[2];
+	struct page_migration *pm = cookie;
 
-	memcpy(iom_page_address(m, pages[0]), iom_page_address(m, pages[1]),
-	       IOM_PAGE_SIZE);
+	if (pm->level < pm->nr)
+		migrate_level(pm);
+	else
+		page_copy(pm, 0, IOM_PAGE_SIZE);
 }
 
 /* The same for iommu_migrate_ranges(): range 0 is the page. */
 static void __iommu_copy_range(void *priv, unsigned int idx, size_t off, size_t len)
 {
-	struct iom_page **pages = priv;
-	struct iom_machine *m = (struct iom_machine *)pages[2];
+	struct page_migration *pm = priv;
 
 	(void)idx;
-	memcpy((char *)iom_page_address(m, pages[0]) + off,
-	       (const char *)iom_page_address(m, pages[1]) + off, len);
+	if (pm->level < pm->nr)
+		migrate_level(pm);	/* nested: blocking modes only */
+	else
+		page_copy(pm, off, len);
 }
 
 /*
- * __iommu_migratepagecopy(): move the device's translation of the page at
- * @to->index from @from to @to, copying under the IOMMU's protection in
+ * Migrate domain pm->level. The IOMMU step can fail for lack of memory
+ * for a page table (the table the unmap emptied is normally kept as a
+ * spare); the old translation is then back in place, and the MM cannot
+ * undo the move of the mapping any more: retry until it succeeds,
+ * reporting it. Any other error means nothing is mapped there (the IOVA
+ * was unmapped behind the DMA API's back): no device can reach the page
+ * through it, go on as if it had worked.
+ */
+static void migrate_level(struct page_migration *pm)
+{
+	unsigned int k = pm->level++;
+	struct iom_iommu_migrate_range r = {
+		.iova = pm->t[k].iova,
+		.paddr = iom_page_to_phys(pm->m, pm->to),
+		.size = IOM_PAGE_SIZE,
+	};
+	unsigned long tries = 0;
+	int ret;
+
+	for (;;) {
+		if (pm->seed)
+			ret = iom_iommu_migrate(pm->t[k].domain, r.iova, r.paddr, r.size,
+						__iommu_cb, pm);
+		else
+			ret = iom_iommu_migrate_ranges(pm->t[k].domain, &r, 1, pm->mode,
+						       __iommu_copy_range, pm, NULL);
+		if (!ret)
+			break;
+		if (ret != -ENOMEM) {
+			iom_warn(pm->m, "dma-iommu: iova %#lx of a live buffer is not mapped (%d)",
+				 r.iova, ret);
+			pm->level = k + 1;
+			__iommu_cb(pm);
+			break;
+		}
+		if (tries++ % MIGRATE_RETRY_REPORT == 0)
+			iom_warn(pm->m, "dma-iommu: iommu_migrate of iova %#lx failed (%d), retrying",
+				 r.iova, ret);
+		pm->level = k + 1;
+		sched_yield();
+	}
+	pm->level = k;
+}
+
+/*
+ * __iommu_migratepagecopy(): move every device's translation of the page
+ * at @to->index from @from to @to, copying under the IOMMU's protection in
  * the buffer's mode, then swap the buffer's reference. Both pages are
- * locked by the MM; @to already holds @from's place in the IOMAP.
- *
- * The IOMMU step can fail for lack of memory for a page table (the table
- * the unmap emptied is normally kept as a spare). The old translation is
- * then back in place, and the MM cannot undo the move of the mapping any
- * more: retry until it succeeds, reporting it.
+ * locked by the MM; @to already holds @from's place in the IOMAP, and has
+ * its ->private (the buffer).
  */
 static void __iommu_migratepagecopy(struct iom_iomap *iomap, struct iom_page *to,
 				    struct iom_page *from)
 {
-	struct __iommu_buffer *ib = to_iobuf(iomap);
+	struct __iommu_buffer *ib = page_iobuf(to);
 	struct iom_machine *m = ib_machine(ib);
-	struct iom_page *pages[3] = { to, from, (struct iom_page *)m };
-	unsigned long index = to->index;
-	struct iom_iommu_migrate_range r = {
-		.iova = ib->dma_addr + ((uint64_t)index << IOM_PAGE_SHIFT),
-		.paddr = iom_page_to_phys(m, to),
-		.size = IOM_PAGE_SIZE,
-	};
+	unsigned long index = to->index - ib->index_base;
 	struct dma_vmap_page *vp = &ib->vmap[index];
-	unsigned long tries = 0;
-	int ret;
+	struct page_migration pm = { .m = m, .to = to, .from = from };
 
+	(void)iomap;
 	/* the CPU view's migration entry: new accesses wait, old ones finish */
 	atomic_store(&vp->migrating, 1);
 	while (atomic_load(&vp->inflight))
 		sched_yield();
-	for (;;) {
-		switch (ib->migrate_mode) {
-		case IOM_DMA_MIGRATE_PER_PAGE:
-			ret = iom_iommu_migrate_ranges(ib->domain, &r, 1,
-						       IOM_IOMMU_MIGRATE_PER_PAGE,
-						       __iommu_copy_range, pages, NULL);
-			break;
-		case IOM_DMA_MIGRATE_NONBLOCK:
-			ret = iom_iommu_migrate_ranges(ib->domain, &r, 1,
-						       IOM_IOMMU_MIGRATE_NONBLOCK,
-						       __iommu_copy_range, pages, NULL);
-			break;
-		default:	/* SEED, LAYERED (the domain is blocked already) */
-			ret = iom_iommu_migrate(ib->domain, r.iova, r.paddr, r.size,
-						__iommu_cb, pages);
-			break;
-		}
-		if (!ret)
-			break;
-		if (ret != -ENOMEM) {
-			/*
-			 * Nothing mapped there (the caller unmapped the
-			 * buffer's IOVA behind the DMA API's back): no device
-			 * can reach the page, a plain copy is enough.
-			 */
-			iom_warn(m, "dma-iommu: %s: iova %#llx of a live buffer is not mapped (%d)",
-				 iom_dev_name(ib->dev), (unsigned long long)r.iova, ret);
-			__iommu_cb(pages);
-			break;
-		}
-		if (tries++ % MIGRATE_RETRY_REPORT == 0)
-			iom_warn(m, "dma-iommu: %s: iommu_migrate of iova %#llx failed (%d), retrying",
-				 iom_dev_name(ib->dev), (unsigned long long)r.iova, ret);
-		sched_yield();
+
+	pthread_rwlock_rdlock(&ib->share_lock);
+	pm.t[0].domain = ib->domain;
+	pm.t[0].iova = ib->dma_addr + (index << IOM_PAGE_SHIFT);
+	for (unsigned int i = 0; i < ib->nr_shares; i++) {
+		pm.t[1 + i].domain = ib->shares[i].domain;
+		pm.t[1 + i].iova = ib->shares[i].dma_addr + (index << IOM_PAGE_SHIFT);
 	}
+	pm.nr = 1 + ib->nr_shares;
+	switch (ib->migrate_mode) {
+	case IOM_DMA_MIGRATE_PER_PAGE:
+		pm.mode = IOM_IOMMU_MIGRATE_PER_PAGE;
+		break;
+	case IOM_DMA_MIGRATE_NONBLOCK:
+		/* the dirty re-copy loop is per domain: nested, a page blocks */
+		pm.mode = pm.nr > 1 ? IOM_IOMMU_MIGRATE_PER_PAGE : IOM_IOMMU_MIGRATE_NONBLOCK;
+		break;
+	default:	/* SEED, LAYERED (the owner's domain is blocked already) */
+		pm.seed = true;
+		break;
+	}
+	migrate_level(&pm);
 	iom_get_page(m, to);
 	ib->pages[index] = to;
+	pthread_rwlock_unlock(&ib->share_lock);
 	atomic_store(&vp->migrating, 0);	/* remove_migration_ptes() */
 	iom_put_page(m, from);
 }
 
-/* seed 000's TODO "fix layering": the domain is blocked around migrate_page() */
+/*
+ * seed 000's TODO "fix layering": in the layered mode the owner's domain
+ * is blocked around migrate_page(); other modes block nothing here.
+ */
 static int __iommu_migrate_begin(struct iom_iomap *iomap, struct iom_page *page)
 {
-	(void)page;
-	return iom_iommu_block(to_iobuf(iomap)->domain);
+	struct __iommu_buffer *ib = page_iobuf(page);
+
+	(void)iomap;
+	if (ib->migrate_mode != IOM_DMA_MIGRATE_LAYERED)
+		return 0;
+	return iom_iommu_block(ib->domain);
 }
 
-static void __iommu_migrate_end(struct iom_iomap *iomap, struct iom_page *page, int rc)
+static void __iommu_migrate_end(struct iom_iomap *iomap, struct iom_page *newpage,
+				struct iom_page *page, int rc)
 {
-	(void)page;
-	(void)rc;
-	iom_iommu_unblock(to_iobuf(iomap)->domain);
+	/* migrate_page() moved ->private (the buffer) to @newpage if it worked */
+	struct __iommu_buffer *ib = page_iobuf(rc ? page : newpage);
+
+	(void)iomap;
+	if (ib->migrate_mode == IOM_DMA_MIGRATE_LAYERED)
+		iom_iommu_unblock(ib->domain);
 }
 
 static const struct iom_iomap_client_ops iommu_iomap_cops = {
 	.migratepagecopy = __iommu_migratepagecopy,
-};
-
-static const struct iom_iomap_client_ops iommu_iomap_cops_layered = {
-	.migratepagecopy = __iommu_migratepagecopy,
 	.migrate_begin = __iommu_migrate_begin,
 	.migrate_end = __iommu_migrate_end,
 };
+
+/* ---- the per-domain IOMAP ----------------------------------------------- */
+
+static void *dma_domain_state_make(struct iom_iommu_domain *domain)
+{
+	struct dma_domain_state *ds = calloc(1, sizeof(*ds));
+
+	if (!ds)
+		return NULL;
+	ds->domain = domain;
+	if (iom_iomap_create(iom_iommu_domain_machine(domain), &ds->iomap, &iommu_iomap_cops)) {
+		free(ds);
+		return NULL;
+	}
+	return ds;
+}
+
+/* At iom_iommu_domain_free(): refuse while buffers' pages are in it. */
+static int dma_domain_state_release(void *p)
+{
+	struct dma_domain_state *ds = p;
+	int ret = iom_iomap_release(&ds->iomap);
+
+	if (ret)
+		return ret;
+	free(ds);
+	return 0;
+}
 
 /* ---- coherent buffers --------------------------------------------------- */
 
@@ -274,6 +361,63 @@ static int map_buffer(struct __iommu_buffer *ib)
 	return 0;
 }
 
+/*
+ * Take the pages out of their IOMAP, each under its lock (a migration in
+ * progress finishes first, and the page then found is the current one):
+ * none can move after this. pages[] then holds the pages, each with the
+ * DMA layer's reference.
+ */
+static void buffer_remove_pages(struct __iommu_buffer *ib, unsigned long nr)
+{
+	for (unsigned long i = 0; i < nr; i++) {
+		struct iom_page *page = NULL;
+
+		if (!iom_iomap_remove_page(ib->iomapp, ib->index_base + i, &page)) {
+			ib->pages[i] = page;
+			page->private = 0;
+		}
+	}
+	if (ib->iomapp == &ib->iomap)
+		iom_iomap_release(&ib->iomap);
+}
+
+/*
+ * Insert the mapped pages into the buffer's IOMAP (its own, or the
+ * domain's at the IOVA's index): from then on the MM may migrate them.
+ */
+static int buffer_insert_pages(struct __iommu_buffer *ib, struct dma_dev_state *st)
+{
+	struct iom_machine *m = st->m;
+	int ret;
+
+	if (atomic_load(&st->iomap_scope) == IOM_DMA_IOMAP_PER_DOMAIN) {
+		struct dma_domain_state *ds =
+			iom_iommu_domain_dma_state(ib->domain, dma_domain_state_make,
+						   dma_domain_state_release);
+
+		if (!ds)
+			return -ENOMEM;
+		ib->iomapp = &ds->iomap;
+		ib->index_base = (unsigned long)(ib->dma_addr >> IOM_PAGE_SHIFT);
+	} else {
+		ret = iom_iomap_create(m, &ib->iomap, &iommu_iomap_cops);
+		if (ret)
+			return ret;
+		ib->iomapp = &ib->iomap;
+		ib->index_base = 0;
+	}
+	for (unsigned long i = 0; i < ib->nr_pages; i++) {
+		ib->pages[i]->private = (unsigned long)(uintptr_t)ib;
+		ret = iom_iomap_insert_page(ib->iomapp, ib->pages[i], ib->index_base + i);
+		if (ret) {
+			ib->pages[i]->private = 0;
+			buffer_remove_pages(ib, i);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 				       iom_dma_addr_t *handle, iom_gfp_t gfp,
 				       unsigned long attrs, int *err)
@@ -281,7 +425,6 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 	struct dma_dev_state *st = dma_dev_state(dev);
 	struct iom_iommu_domain *domain;
 	struct __iommu_buffer *ib;
-	struct iom_machine *m;
 	unsigned long iova, nr;
 	int ret;
 
@@ -289,7 +432,6 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 		*err = -ENOMEM;
 		return NULL;
 	}
-	m = st->m;
 	domain = iom_iommu_get_domain_for_dev(dev);
 	if (!domain || iom_iommu_domain_type(domain) == IOM_IOMMU_DOMAIN_UNMANAGED) {
 		*err = -ENODEV;
@@ -308,9 +450,11 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 	ib->attrs = attrs;
 	ib->legacy = dev_uses_legacy(st);
 	ib->migrate_mode = (enum iom_dma_migrate_mode)atomic_load(&st->migrate_mode);
+	pthread_rwlock_init(&ib->share_lock, NULL);
 	if (!ib->legacy) {
 		ib->vmap = calloc(nr, sizeof(*ib->vmap));
 		if (!ib->vmap) {
+			pthread_rwlock_destroy(&ib->share_lock);
 			free(ib);
 			*err = -ENOMEM;
 			return NULL;
@@ -329,21 +473,9 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 	if (ret)
 		goto fail_iova;
 	if (!ib->legacy) {
-		ret = iom_iomap_create(m, &ib->iomap,
-				       ib->migrate_mode == IOM_DMA_MIGRATE_LAYERED ?
-				       &iommu_iomap_cops_layered : &iommu_iomap_cops);
+		ret = buffer_insert_pages(ib, st);
 		if (ret)
 			goto fail_map;
-		/* from here on the MM may migrate the pages it was given */
-		for (unsigned long i = 0; i < nr; i++) {
-			ret = iom_iomap_insert_page(&ib->iomap, ib->pages[i], i);
-			if (ret) {
-				for (unsigned long j = i; j-- > 0;)
-					iom_iomap_remove_page(&ib->iomap, j, &ib->pages[j]);
-				iom_iomap_release(&ib->iomap);
-				goto fail_map;
-			}
-		}
 	}
 	*handle = ib->dma_addr;
 	return ib;
@@ -355,6 +487,7 @@ fail_iova:
 	iom_iommu_dma_free_iova(domain, ib->dma_addr, ib->size);
 fail_pages:
 	free_buffer_pages(ib);
+	pthread_rwlock_destroy(&ib->share_lock);
 	free(ib->vmap);
 	free(ib);
 	*err = ret;
@@ -365,19 +498,8 @@ void iommu_dma_free(struct __iommu_buffer *ib)
 {
 	struct iom_machine *m = ib_machine(ib);
 
-	if (!ib->legacy) {
-		/*
-		 * Out of the IOMAP first, each page under its lock (a
-		 * migration in progress finishes first, and the page then
-		 * found is the current one): none can move after this.
-		 */
-		for (unsigned long i = 0; i < ib->nr_pages; i++) {
-			struct iom_page *page = NULL;
-
-			if (!iom_iomap_remove_page(&ib->iomap, i, &page))
-				ib->pages[i] = page;
-		}
-	}
+	if (!ib->legacy)
+		buffer_remove_pages(ib, ib->nr_pages);
 	/* devices lose the buffer: strict invalidation, or the flush queue */
 	iom_iommu_dma_unmap(ib->domain, ib->dma_addr, ib->size);
 	if (ib->legacy) {
@@ -385,10 +507,87 @@ void iommu_dma_free(struct __iommu_buffer *ib)
 	} else {
 		for (unsigned long i = 0; i < ib->nr_pages; i++)
 			iom_put_page(m, ib->pages[i]);	/* the DMA layer's reference */
-		iom_iomap_release(&ib->iomap);
 	}
+	pthread_rwlock_destroy(&ib->share_lock);
 	free(ib->vmap);
 	free(ib);
+}
+
+bool iommu_dma_buffer_mapped(struct __iommu_buffer *ib)
+{
+	if (ib->legacy)
+		return false;
+	return iom_mapping_mapped(&ib->iomapp->mapping, ib->index_base,
+				  ib->index_base + ib->nr_pages - 1);
+}
+
+/*
+ * Map the buffer into @other's domain: under the share lock's write side,
+ * which no migration's IOMMU step runs alongside, so pages[] is stable and
+ * every later migration sees the share.
+ */
+int iommu_dma_attach(struct __iommu_buffer *ib, struct iom_device *other,
+		     iom_dma_addr_t *handle)
+{
+	struct dma_dev_state *ost = dma_dev_state(other);
+	struct iom_iommu_domain *d = iom_iommu_get_domain_for_dev(other);
+	struct iom_machine *m = ib_machine(ib);
+	unsigned long iova, i;
+	int ret = 0;
+
+	if (!ost)
+		return -ENOMEM;
+	if (!d || iom_iommu_domain_type(d) == IOM_IOMMU_DOMAIN_UNMANAGED)
+		return -ENODEV;
+	pthread_rwlock_wrlock(&ib->share_lock);
+	for (i = 0; i < ib->nr_shares; i++)
+		if (ib->shares[i].dev == other)
+			ret = -EINVAL;
+	if (other == ib->dev)
+		ret = -EINVAL;
+	if (!ret && ib->nr_shares == IOM_DMA_MAX_SHARES)
+		ret = -ENOSPC;
+	if (!ret)
+		ret = iom_iommu_dma_alloc_iova(d, ib->size, atomic_load(&ost->coherent_dma_mask),
+					       &iova);
+	for (i = 0; !ret && i < ib->nr_pages; i++) {
+		ret = iom_iommu_map(d, iova + (i << IOM_PAGE_SHIFT),
+				    iom_page_to_phys(m, ib->pages[i]), IOM_PAGE_SIZE,
+				    IOM_IOMMU_READ | IOM_IOMMU_WRITE);
+		if (ret) {
+			if (i)
+				iom_iommu_unmap(d, iova, i << IOM_PAGE_SHIFT);
+			iom_iommu_dma_free_iova(d, iova, ib->size);
+		}
+	}
+	if (!ret) {
+		ib->shares[ib->nr_shares++] = (struct dma_share){
+			.dev = other, .domain = d, .dma_addr = iova,
+		};
+		*handle = iova;
+	}
+	pthread_rwlock_unlock(&ib->share_lock);
+	return ret;
+}
+
+int iommu_dma_detach(struct __iommu_buffer *ib, struct iom_device *other,
+		     iom_dma_addr_t handle)
+{
+	int ret = -EINVAL;
+
+	pthread_rwlock_wrlock(&ib->share_lock);
+	for (unsigned int i = 0; i < ib->nr_shares; i++) {
+		struct dma_share *sh = &ib->shares[i];
+
+		if (sh->dev != other || sh->dma_addr != handle)
+			continue;
+		ret = iom_iommu_dma_unmap(sh->domain, (unsigned long)sh->dma_addr, ib->size);
+		if (!ret)
+			ib->shares[i] = ib->shares[--ib->nr_shares];
+		break;
+	}
+	pthread_rwlock_unlock(&ib->share_lock);
+	return ret;
 }
 
 /*

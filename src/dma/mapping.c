@@ -40,6 +40,7 @@ static void *dma_dev_state_make(struct iom_device *dev)
 	atomic_init(&st->coherent_dma_mask, IOM_DMA_BIT_MASK(32));
 	atomic_init(&st->alloc_mode, IOM_DMA_ALLOC_DEFAULT);
 	atomic_init(&st->migrate_mode, IOM_DMA_MIGRATE_SEED);
+	atomic_init(&st->iomap_scope, IOM_DMA_IOMAP_PER_BUFFER);
 	return st;
 }
 
@@ -112,6 +113,19 @@ int iom_dma_set_migrate_mode(struct iom_device *dev, enum iom_dma_migrate_mode m
 	if (!st)
 		return -ENOMEM;
 	atomic_store(&st->migrate_mode, mode);
+	return 0;
+}
+
+int iom_dma_set_iomap_scope(struct iom_device *dev, enum iom_dma_iomap_scope scope)
+{
+	struct dma_dev_state *st;
+
+	if (!dev || scope < IOM_DMA_IOMAP_PER_BUFFER || scope > IOM_DMA_IOMAP_PER_DOMAIN)
+		return -EINVAL;
+	st = dma_dev_state(dev);
+	if (!st)
+		return -ENOMEM;
+	atomic_store(&st->iomap_scope, scope);
 	return 0;
 }
 
@@ -209,10 +223,9 @@ int iom_dma_free_coherent(struct iom_device *dev, size_t size, void *cpu_addr,
 		HASH_FIND_PTR(st->buffers, &cpu_addr, ib);
 	if (!ib || ib->dma_addr != dma_handle || ib->size != rsize) {
 		ret = -EINVAL;
-	} else if (ib->iomap.file && iom_inode_destroy(ib->iomap.file)) {
-		ret = -EBUSY;		/* a process still maps it */
+	} else if (iommu_dma_buffer_mapped(ib) || ib->nr_shares) {
+		ret = -EBUSY;		/* a process maps it, or a device shares it */
 	} else {
-		ib->iomap.file = NULL;
 		HASH_DEL(st->buffers, ib);
 		st->nr_buffers--;
 	}
@@ -286,11 +299,44 @@ int iom_dma_mmap(struct iom_device *dev, struct iom_mm *mm, void *cpu_addr,
 	else {
 		/* under the state lock: the free checks the file under it */
 		pthread_mutex_lock(&st->lock);
-		ret = iom_iomap_mmap(&ib->iomap, mm, 0,
-				     (size + IOM_PAGE_SIZE - 1) & ~(IOM_PAGE_SIZE - 1), 0,
-				     prot, addrp);
+		ret = iom_iomap_mmap(ib->iomapp, mm, 0,
+				     (size + IOM_PAGE_SIZE - 1) & ~(IOM_PAGE_SIZE - 1),
+				     ib->index_base, prot, addrp);
 		pthread_mutex_unlock(&st->lock);
 	}
+	dma_buffer_put(ib);
+	return ret;
+}
+
+int iom_dma_buffer_attach(struct iom_device *dev, void *cpu_addr,
+			  struct iom_device *other, iom_dma_addr_t *handle)
+{
+	struct __iommu_buffer *ib;
+	int ret;
+
+	if (!dev || !other || !handle ||
+	    iom_device_machine(dev) != iom_device_machine(other))
+		return -EINVAL;
+	ib = dma_buffer_get(dev, cpu_addr);
+	if (!ib)
+		return -EINVAL;
+	ret = iommu_dma_attach(ib, other, handle);
+	dma_buffer_put(ib);
+	return ret;
+}
+
+int iom_dma_buffer_detach(struct iom_device *dev, void *cpu_addr,
+			  struct iom_device *other, iom_dma_addr_t handle)
+{
+	struct __iommu_buffer *ib;
+	int ret;
+
+	if (!dev || !other)
+		return -EINVAL;
+	ib = dma_buffer_get(dev, cpu_addr);
+	if (!ib)
+		return -EINVAL;
+	ret = iommu_dma_detach(ib, other, handle);
 	dma_buffer_put(ib);
 	return ret;
 }
@@ -315,7 +361,7 @@ struct iom_page *iom_dma_buffer_page(struct iom_device *dev, void *cpu_addr,
 			page = ib->pages[idx];
 			iom_get_page(iom_device_machine(dev), page);	/* its block's */
 		} else {
-			page = iom_iomap_find_lock_page(&ib->iomap, idx);
+			page = iom_iomap_find_lock_page(ib->iomapp, ib->index_base + idx);
 			if (page)
 				iom_unlock_page(page);
 		}

@@ -20,8 +20,8 @@
 #include <iommig/migrate.h>
 #include <iommig/rcu.h>
 
-/* the file a process maps to see an IOMAP's pages: 2^40 bytes of indices */
-#define IOMAP_FILE_SIZE		(1ULL << 40)
+/* the file a process maps to see an IOMAP's pages: every index an IOVA can have */
+#define IOMAP_FILE_SIZE		(1ULL << 56)
 
 static inline struct iom_iomap *to_iomap(struct iom_address_space *mapping)
 {
@@ -49,7 +49,7 @@ static int iomap_migratepage(struct iom_address_space *mapping,
 	}
 	rc = iom_migrate_page(mapping, newpage, page, mode);
 	if (cops->migrate_end)
-		cops->migrate_end(iomap, page, rc);
+		cops->migrate_end(iomap, newpage, page, rc);
 	return rc;
 }
 

@@ -144,6 +144,10 @@ struct iom_iommu_domain {
 	struct iova_fq *_Atomic fq[IOM_DEVICE_MAX_THREADS];
 	_Atomic uint64_t fq_flush_start_cnt, fq_flush_finish_cnt;
 	_Atomic long fq_pending;
+
+	/* the DMA layer's state of the domain (its per-domain IOMAP) */
+	void *_Atomic dma_state;
+	int (*dma_state_release)(void *state);
 };
 
 struct iom_iommu {
@@ -758,6 +762,9 @@ int iom_iommu_domain_free(struct iom_iommu_domain *d)
 		return -EBUSY;
 	}
 	pthread_mutex_unlock(&d->dev_lock);
+	if (atomic_load(&d->dma_state) && d->dma_state_release(atomic_load(&d->dma_state)))
+		return -EBUSY;	/* the DMA layer said why */
+	atomic_store(&d->dma_state, NULL);
 	/* transactions of devices detached while they waited: let them go */
 	atomic_store(&d->dying, true);
 	pthread_mutex_lock(&d->mig_lock);
@@ -784,6 +791,31 @@ int iom_iommu_domain_free(struct iom_iommu_domain *d)
 	pthread_cond_destroy(&d->mig_cv);
 	free(d);
 	return 0;
+}
+
+void *iom_iommu_domain_dma_state(struct iom_iommu_domain *d,
+				 void *(*make)(struct iom_iommu_domain *d),
+				 int (*release)(void *state))
+{
+	void *state = atomic_load_explicit(&d->dma_state, memory_order_acquire);
+	void *expected = NULL;
+
+	if (state || !make)
+		return state;
+	state = make(d);
+	if (!state)
+		return NULL;
+	if (!atomic_compare_exchange_strong(&d->dma_state, &expected, state)) {
+		release(state);		/* another thread's won */
+		return expected;
+	}
+	d->dma_state_release = release;	/* read only by the free */
+	return state;
+}
+
+struct iom_machine *iom_iommu_domain_machine(const struct iom_iommu_domain *d)
+{
+	return d ? d->iommu->m : NULL;
 }
 
 unsigned int iom_iommu_domain_id(const struct iom_iommu_domain *d)

@@ -204,6 +204,37 @@ void unlink_file_vma(struct vm_area_struct *vma)
 	IOM_CHECK_PTHREAD(pthread_rwlock_unlock(rwsem(&mapping->i_mmap_rwsem)));
 }
 
+/**
+ * iom_mapping_mapped() - mapping_mapped() for a range of indices: does a
+ * VMA map any page index of [@first, @last] of @mapping?
+ * Context: takes i_mmap_rwsem for read.
+ */
+bool iom_mapping_mapped(struct iom_address_space *mapping, unsigned long first,
+			unsigned long last)
+{
+	bool mapped = false;
+
+	if (!mapping)
+		return false;
+	IOM_CHECK_PTHREAD(pthread_rwlock_rdlock(rwsem(&mapping->i_mmap_rwsem)));
+	if (mapping->i_mmap) {
+		struct i_mmap_root *root = mapping->i_mmap;
+
+		for (struct list_head *p = root->vmas.next; p != &root->vmas && !mapped;
+		     p = p->next) {
+			struct vm_area_struct *vma = list_entry(p, struct vm_area_struct,
+								shared_node);
+			unsigned long start = vma->vm_pgoff;
+			unsigned long end = start + (unsigned long)((vma->vm_end - vma->vm_start) >>
+								   IOM_PAGE_SHIFT);
+
+			mapped = start <= last && first < end;
+		}
+	}
+	IOM_CHECK_PTHREAD(pthread_rwlock_unlock(rwsem(&mapping->i_mmap_rwsem)));
+	return mapped;
+}
+
 void vma_lock_rmap(struct vm_area_struct *vma)
 {
 	if (vma->vm_file)

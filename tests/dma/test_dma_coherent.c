@@ -9,8 +9,10 @@
  * the buffer (iom_dma_mmap) follows the pages too; legacy buffers are
  * unmovable blocks of order 4..0 outside any IOMAP; every error path
  * (no DMA domain, bad sizes, unknown handles, a mapped buffer, a device
- * with live buffers) changes nothing; and freeing gives every page and
- * IOVA back.
+ * with live buffers) changes nothing; a per-domain IOMAP (indexed by
+ * IOVA) serves several buffers; a buffer shared with devices of another
+ * and of the same domain moves every domain's translation when its pages
+ * migrate, in every mode; and freeing gives every page and IOVA back.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -422,6 +424,131 @@ static void test_mmap_follows_migration(void **state)
 	rig_down(&r);
 }
 
+/* seed 000's TODO "IOMAP per IOMMU domain": one IOMAP holds every buffer
+ * of the domain, indexed by IOVA page; migration works the same. */
+static void test_per_domain_iomap(void **state)
+{
+	struct rig r;
+	iom_dma_addr_t h[2];
+	void *cpu[2];
+	struct iom_mm *mm;
+	uint64_t at;
+	char buf[16];
+
+	(void)state;
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	assert_int_equal(iom_dma_set_iomap_scope(r.dev, 5), -EINVAL);
+	assert_int_equal(iom_dma_set_iomap_scope(r.dev, IOM_DMA_IOMAP_PER_DOMAIN), 0);
+	for (int b = 0; b < 2; b++) {
+		cpu[b] = iom_dma_alloc_coherent(r.dev, 3 * PG, &h[b], IOM_GFP_KERNEL, 0);
+		assert_non_null(cpu[b]);
+	}
+	{
+		struct iom_page *p0 = iom_dma_buffer_page(r.dev, cpu[0], PG);
+		struct iom_page *p1 = iom_dma_buffer_page(r.dev, cpu[1], 2 * PG);
+
+		assert_non_null(iom_page_iomap(p0));
+		assert_ptr_equal(iom_page_iomap(p0), iom_page_iomap(p1));
+		assert_int_equal(p0->index, (h[0] >> 12) + 1);
+		assert_int_equal(p1->index, (h[1] >> 12) + 2);
+		iom_put_page(r.m, p0);
+		iom_put_page(r.m, p1);
+	}
+	assert_int_equal(iom_device_dma_write(r.dev, h[1] + PG - 4, "per-domain", 11), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(migrate_buffer_page(&r, cpu[1], (size_t)i * PG), 0);
+		assert_int_equal(migrate_buffer_page(&r, cpu[0], (size_t)i * PG), 0);
+	}
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu[1], PG - 4, buf, 11), 0);
+	assert_string_equal(buf, "per-domain");
+	/* a process maps the second buffer: its pages, from the domain's IOMAP */
+	assert_int_equal(iom_mm_create(r.m, &mm), 0);
+	assert_int_equal(iom_dma_mmap(r.dev, mm, cpu[1], h[1], 3 * PG, IOM_PROT_READ, &at), 0);
+	assert_int_equal(iom_read(mm, at + PG - 4, buf, 11), 0);
+	assert_string_equal(buf, "per-domain");
+	/* the other buffer is not mapped: it can go; the mapped one cannot */
+	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu[0], h[0], 0), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu[1], h[1], 0), -EBUSY);
+	assert_int_equal(iom_dma_munmap(mm, at, 3 * PG), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu[1], h[1], 0), 0);
+	iom_mm_destroy(mm);
+	rig_down(&r);
+}
+
+/* seed 000's TODO "shared buffers": a page mapped in several domains
+ * migrates, and every domain's translation moves with it. */
+static void share_and_migrate(enum iom_dma_migrate_mode mode)
+{
+	struct rig r;
+	struct iom_iommu_domain *d2;
+	struct iom_device *b, *c;
+	iom_dma_addr_t h, hb, hc, bad;
+	char buf[32];
+	void *cpu;
+
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	assert_int_equal(iom_dma_set_migrate_mode(r.dev, mode), 0);
+	d2 = iom_iommu_domain_alloc(r.iommu, IOM_IOMMU_DOMAIN_DMA_FQ);
+	assert_int_equal(iom_iommu_dma_init_domain(d2, 1ULL << 30, 1ULL << 31), 0);
+	assert_int_equal(iom_device_create(r.iommu, "other-domain", &b), 0);
+	assert_int_equal(iom_iommu_attach_device(d2, b), 0);
+	assert_int_equal(iom_device_create(r.iommu, "same-domain", &c), 0);
+	assert_int_equal(iom_iommu_attach_device(r.domain, c), 0);
+	cpu = iom_dma_alloc_coherent(r.dev, 4 * PG, &h, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu);
+	assert_int_equal(iom_dma_buffer_attach(r.dev, cpu, b, &hb), 0);
+	assert_int_equal(iom_dma_buffer_attach(r.dev, cpu, c, &hc), 0);
+	assert_true(hb >= 1ULL << 30 && hb < 1ULL << 31);
+	assert_true(hc != h);
+	/* errors change nothing */
+	assert_int_equal(iom_dma_buffer_attach(r.dev, cpu, b, &bad), -EINVAL);
+	assert_int_equal(iom_dma_buffer_attach(r.dev, cpu, r.dev, &bad), -EINVAL);
+	assert_int_equal(iom_dma_buffer_attach(r.dev, (char *)cpu + 1, b, &bad), -EINVAL);
+	assert_int_equal(iom_dma_buffer_detach(r.dev, cpu, b, hb + PG), -EINVAL);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 4 * PG, cpu, h, 0), -EBUSY);
+
+	assert_int_equal(iom_device_dma_write(b, hb + 2 * PG + 8, "written by b", 13), 0);
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 4; i++) {
+			struct iom_page *now;
+
+			assert_int_equal(migrate_buffer_page(&r, cpu, (size_t)i * PG), 0);
+			now = iom_dma_buffer_page(r.dev, cpu, (size_t)i * PG);
+			assert_int_equal(iom_iommu_iova_to_phys(r.domain, h + i * PG),
+					 iom_page_to_phys(r.m, now));
+			assert_int_equal(iom_iommu_iova_to_phys(d2, hb + i * PG),
+					 iom_page_to_phys(r.m, now));
+			assert_int_equal(iom_iommu_iova_to_phys(r.domain, hc + i * PG),
+					 iom_page_to_phys(r.m, now));
+			iom_put_page(r.m, now);
+		}
+	assert_int_equal(iom_device_dma_read(r.dev, h + 2 * PG + 8, buf, 13), 0);
+	assert_string_equal(buf, "written by b");
+	assert_int_equal(iom_device_dma_write(c, hc + 3 * PG, "written by c", 13), 0);
+	assert_int_equal(iom_device_dma_read(b, hb + 3 * PG, buf, 13), 0);
+	assert_string_equal(buf, "written by c");
+
+	assert_int_equal(iom_dma_buffer_detach(r.dev, cpu, b, hb), 0);
+	assert_int_equal(iom_device_dma_read(b, hb, buf, 1), -EFAULT);
+	assert_int_equal(iom_dma_buffer_detach(r.dev, cpu, c, hc), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 4 * PG, cpu, h, 0), 0);
+	assert_int_equal(iom_iommu_detach_device(d2, b), 0);
+	assert_int_equal(iom_device_destroy(b), 0);
+	assert_int_equal(iom_iommu_detach_device(r.domain, c), 0);
+	assert_int_equal(iom_device_destroy(c), 0);
+	assert_int_equal(iom_iommu_domain_free(d2), 0);
+	rig_down(&r);
+}
+
+static void test_shared_buffer_migrates_in_every_domain(void **state)
+{
+	(void)state;
+	share_and_migrate(IOM_DMA_MIGRATE_SEED);
+	share_and_migrate(IOM_DMA_MIGRATE_LAYERED);
+	share_and_migrate(IOM_DMA_MIGRATE_PER_PAGE);
+	share_and_migrate(IOM_DMA_MIGRATE_NONBLOCK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -435,6 +562,8 @@ int main(void)
 		cmocka_unit_test(test_legacy_buffer_is_unmovable_high_order),
 		cmocka_unit_test(test_machine_wide_legacy_default),
 		cmocka_unit_test(test_mmap_follows_migration),
+		cmocka_unit_test(test_per_domain_iomap),
+		cmocka_unit_test(test_shared_buffer_migrates_in_every_domain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

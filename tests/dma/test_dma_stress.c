@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The project's acceptance test (issue 6): device threads, a CPU thread
- * writing through the buffers' kernel view and a CPU thread writing
- * through a process mapping of them stamp sequence-numbered records into
- * several movable DMA buffers on two devices (one strict DMA domain, one
- * lazy DMA_FQ domain), while the main thread moves every DMA page many
+ * writing through the buffers' kernel view, a CPU thread writing through
+ * a process mapping of them and a third device every buffer is shared
+ * with (its own domain) stamp sequence-numbered records into several
+ * movable DMA buffers on two devices (one strict DMA domain with an IOMAP
+ * per buffer, one lazy DMA_FQ domain with an IOMAP per domain), while the main thread moves every DMA page many
  * times: explicit migrate_pages of every page, compaction of the node, and
  * a CMA allocation of the whole CMA area, over which the buffers were
  * made to land. This runs once for each migration mode of the DMA layer
@@ -50,8 +51,8 @@
 #define ROUNDS		20
 #endif
 
-/* Who owns a slot: slot % 3. */
-enum { W_DEVICE, W_VMAP, W_MMAP, NR_WRITERS };
+/* Who owns a slot: slot % NR_WRITERS. */
+enum { W_DEVICE, W_VMAP, W_MMAP, W_SHARED, NR_WRITERS };
 
 struct rec {
 	uint64_t seq;
@@ -67,6 +68,7 @@ struct buffer {
 	struct iom_device *dev;
 	void *cpu;
 	iom_dma_addr_t h;
+	iom_dma_addr_t hs;		/* the shared device's handle */
 	uint64_t uaddr;
 	_Atomic uint64_t acked[NSLOTS];
 };
@@ -74,6 +76,7 @@ struct buffer {
 struct stress {
 	struct iom_machine *m;
 	struct iom_mm *mm;
+	struct iom_device *sdev;	/* shares every buffer, own domain */
 	struct buffer buf[NBUF];
 	atomic_bool stop;
 	atomic_ulong failures;
@@ -120,6 +123,8 @@ static int write_rec(struct stress *s, int kind, unsigned int b, unsigned int sl
 		return iom_device_dma_write(bf->dev, bf->h + (uint64_t)slot * REC, &r, sizeof(r));
 	case W_VMAP:
 		return iom_dma_vmap_write(bf->dev, bf->cpu, (size_t)slot * REC, &r, sizeof(r));
+	case W_SHARED:
+		return iom_device_dma_write(s->sdev, bf->hs + (uint64_t)slot * REC, &r, sizeof(r));
 	default:
 		return iom_write(s->mm, bf->uaddr + (uint64_t)slot * REC, &r, sizeof(r));
 	}
@@ -206,8 +211,8 @@ static void run_mode(enum iom_dma_migrate_mode mode)
 	struct iom_machine_config cfg;
 	struct stress *s = calloc(1, sizeof(*s));
 	struct iom_iommu *iommu;
-	struct iom_iommu_domain *dom[2];
-	struct iom_device *dev[2];
+	struct iom_iommu_domain *dom[3];
+	struct iom_device *dev[3];
 	struct iom_page **filler;
 	unsigned long nr_filler = 0, free_at_start, migrated = 0;
 	unsigned int landed_in_cma, cma_pages;
@@ -235,13 +240,19 @@ static void run_mode(enum iom_dma_migrate_mode mode)
 	assert_int_equal(iom_iommu_create(s->m, NULL, &iommu), 0);
 	dom[0] = iom_iommu_domain_alloc(iommu, IOM_IOMMU_DOMAIN_DMA);
 	dom[1] = iom_iommu_domain_alloc(iommu, IOM_IOMMU_DOMAIN_DMA_FQ);
-	for (int i = 0; i < 2; i++) {
+	dom[2] = iom_iommu_domain_alloc(iommu, IOM_IOMMU_DOMAIN_DMA);
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = { "strict-dev", "fq-dev", "sharing-dev" };
+
 		assert_non_null(dom[i]);
 		assert_int_equal(iom_iommu_dma_init_domain(dom[i], 1ULL << 20, 1ULL << 32), 0);
-		assert_int_equal(iom_device_create(iommu, i ? "fq-dev" : "strict-dev", &dev[i]), 0);
+		assert_int_equal(iom_device_create(iommu, names[i], &dev[i]), 0);
 		assert_int_equal(iom_iommu_attach_device(dom[i], dev[i]), 0);
 		assert_int_equal(iom_dma_set_migrate_mode(dev[i], mode), 0);
 	}
+	/* the lazy device keeps its buffers in its domain's IOMAP */
+	assert_int_equal(iom_dma_set_iomap_scope(dev[1], IOM_DMA_IOMAP_PER_DOMAIN), 0);
+	s->sdev = dev[2];
 
 	/*
 	 * Fill memory outside CMA with unmovable pages, so the buffers'
@@ -269,6 +280,9 @@ static void run_mode(enum iom_dma_migrate_mode mode)
 		bf->cpu = iom_dma_alloc_coherent(bf->dev, BUF_PAGES * PG, &bf->h, IOM_GFP_KERNEL, 0);
 		assert_non_null(bf->cpu);
 	}
+	for (unsigned int b = 0; b < NBUF; b++)
+		assert_int_equal(iom_dma_buffer_attach(s->buf[b].dev, s->buf[b].cpu, s->sdev,
+						       &s->buf[b].hs), 0);
 	landed_in_cma = dma_pages_in_cma(s, cma_base, (uint64_t)CMA_MIB << 20);
 	assert_true(landed_in_cma > 0);
 	/* room again for migration targets outside CMA */
@@ -303,9 +317,10 @@ static void run_mode(enum iom_dma_migrate_mode mode)
 		pthread_join(th[k], NULL);
 
 	print_message("mode %d: %u DMA pages started in CMA; %lu explicit migrations; "
-		      "writes dev %lu vmap %lu mmap %lu; failures %lu (last %d)\n", mode,
+		      "writes dev %lu vmap %lu mmap %lu shared %lu; failures %lu (last %d)\n", mode,
 		      landed_in_cma, migrated, atomic_load(&s->writes[W_DEVICE]),
 		      atomic_load(&s->writes[W_VMAP]), atomic_load(&s->writes[W_MMAP]),
+		      atomic_load(&s->writes[W_SHARED]),
 		      atomic_load(&s->failures), s->last_error);
 	assert_int_equal(atomic_load(&s->failures), 0);
 	assert_true(migrated >= (unsigned long)ROUNDS * NBUF * BUF_PAGES / 2);
@@ -319,6 +334,8 @@ static void run_mode(enum iom_dma_migrate_mode mode)
 
 		assert_int_equal(iom_device_dma_read(bf->dev, bf->h, dv, BUF_PAGES * PG), 0);
 		assert_int_equal(iom_dma_vmap_read(bf->dev, bf->cpu, 0, cv, BUF_PAGES * PG), 0);
+		assert_memory_equal(dv, cv, BUF_PAGES * PG);
+		assert_int_equal(iom_device_dma_read(s->sdev, bf->hs, cv, BUF_PAGES * PG), 0);
 		assert_memory_equal(dv, cv, BUF_PAGES * PG);
 		for (unsigned int slot = 0; slot < NSLOTS; slot++) {
 			uint64_t acked = atomic_load(&bf->acked[slot]);
@@ -342,6 +359,7 @@ static void run_mode(enum iom_dma_migrate_mode mode)
 		struct buffer *bf = &s->buf[b];
 
 		assert_int_equal(iom_dma_munmap(s->mm, bf->uaddr, BUF_PAGES * PG), 0);
+		assert_int_equal(iom_dma_buffer_detach(bf->dev, bf->cpu, s->sdev, bf->hs), 0);
 		assert_int_equal(iom_dma_free_coherent(bf->dev, BUF_PAGES * PG, bf->cpu, bf->h, 0), 0);
 	}
 	iom_mm_destroy(s->mm);
@@ -349,7 +367,7 @@ static void run_mode(enum iom_dma_migrate_mode mode)
 	assert_int_equal(dst.nr_entries, 0);
 	for (int e = 0; e < IOM_DMA_DEBUG_NR_ERRORS; e++)
 		assert_int_equal(dst.errors[e], 0);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		assert_int_equal(iom_dma_device_release(dev[i]), 0);
 		assert_int_equal(iom_iommu_detach_device(dom[i], dev[i]), 0);
 		assert_int_equal(iom_device_destroy(dev[i]), 0);
