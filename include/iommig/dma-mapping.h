@@ -116,6 +116,18 @@ IOM_API int iom_dma_set_iomap_scope(struct iom_device *dev, enum iom_dma_iomap_s
  * Return: 0; -EINVAL.
  */
 IOM_API int iom_dma_set_alloc_mode(struct iom_device *dev, enum iom_dma_alloc_mode mode);
+/**
+ * iom_dma_set_page_order() - seed 000's TODO "higher-order DMA pages":
+ * @dev's later movable buffers are made of compound pages of @order
+ * (smaller ones where a block of @order cannot be had, down to 0), each
+ * mapped with one iom_iommu_map() (a 2 MiB block where order and
+ * alignment allow) and migrated whole: compaction, CMA and
+ * migrate_pages move it to a compound page of the same order. Such
+ * buffers cannot be mapped into a process (iom_dma_mmap() gives -ENXIO).
+ * Return: 0; -EINVAL (@order above the pageblock order).
+ */
+IOM_API int iom_dma_set_page_order(struct iom_device *dev, unsigned int order);
+
 /** iom_dma_set_migrate_mode() - how @dev's movable pages migrate. Return: 0; -EINVAL. */
 IOM_API int iom_dma_set_migrate_mode(struct iom_device *dev, enum iom_dma_migrate_mode mode);
 

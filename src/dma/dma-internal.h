@@ -30,6 +30,7 @@ struct dma_dev_state {
 	_Atomic int alloc_mode;		/* enum iom_dma_alloc_mode */
 	_Atomic int migrate_mode;	/* enum iom_dma_migrate_mode */
 	_Atomic int iomap_scope;	/* enum iom_dma_iomap_scope */
+	_Atomic unsigned int page_order; /* movable buffers' page order */
 	struct __iommu_buffer *buffers;
 	long nr_buffers;
 };
@@ -87,7 +88,11 @@ struct __iommu_buffer {
 	unsigned long nr_pages;
 	unsigned long attrs;
 	bool legacy;
+	bool compound;			/* some pages are of order > 0 */
 	enum iom_dma_migrate_mode migrate_mode;
+	/* index i is page sub[i] of its compound page (0: a head or order 0);
+	 * fixed: a compound page migrates to one of its order */
+	uint16_t *sub;
 	_Atomic int users;
 	struct dma_vmap_page *vmap;	/* movable: one per page */
 	/* other devices' mappings; changed under the write lock, which

@@ -57,6 +57,7 @@ static struct iom_machine *ib_machine(const struct __iommu_buffer *ib)
 struct page_migration {
 	struct iom_machine *m;
 	struct iom_page *to, *from;
+	size_t size;			/* the page's bytes (compound: all) */
 	unsigned int nr;		/* domains */
 	unsigned int level;
 	enum iom_iommu_migrate_mode mode;
@@ -86,7 +87,7 @@ static void __iommu_cb(void *cookie)
 	if (pm->level < pm->nr)
 		migrate_level(pm);
 	else
-		page_copy(pm, 0, IOM_PAGE_SIZE);
+		page_copy(pm, 0, pm->size);
 }
 
 /* The same for iommu_migrate_ranges(): range 0 is the page. */
@@ -116,7 +117,7 @@ static void migrate_level(struct page_migration *pm)
 	struct iom_iommu_migrate_range r = {
 		.iova = pm->t[k].iova,
 		.paddr = iom_page_to_phys(pm->m, pm->to),
-		.size = IOM_PAGE_SIZE,
+		.size = pm->size,
 	};
 	unsigned long tries = 0;
 	int ret;
@@ -148,7 +149,8 @@ static void migrate_level(struct page_migration *pm)
 
 /*
  * __iommu_migratepagecopy(): move every device's translation of the page
- * at @to->index from @from to @to, copying under the IOMMU's protection in
+ * at @to->index (all of it: a compound page moves whole, to a compound
+ * page of its order) from @from to @to, copying under the IOMMU's protection in
  * the buffer's mode, then swap the buffer's reference. Both pages are
  * locked by the MM; @to already holds @from's place in the IOMAP, and has
  * its ->private (the buffer).
@@ -159,14 +161,19 @@ static void __iommu_migratepagecopy(struct iom_iomap *iomap, struct iom_page *to
 	struct __iommu_buffer *ib = page_iobuf(to);
 	struct iom_machine *m = ib_machine(ib);
 	unsigned long index = to->index - ib->index_base;
+	unsigned long n = 1UL << iom_compound_order(to);
 	struct dma_vmap_page *vp = &ib->vmap[index];
-	struct page_migration pm = { .m = m, .to = to, .from = from };
+	struct page_migration pm = {
+		.m = m, .to = to, .from = from, .size = n << IOM_PAGE_SHIFT,
+	};
 
 	(void)iomap;
-	/* the CPU view's migration entry: new accesses wait, old ones finish */
-	atomic_store(&vp->migrating, 1);
-	while (atomic_load(&vp->inflight))
-		sched_yield();
+	/* the CPU view's migration entries: new accesses wait, old ones finish */
+	for (unsigned long j = 0; j < n; j++)
+		atomic_store(&vp[j].migrating, 1);
+	for (unsigned long j = 0; j < n; j++)
+		while (atomic_load(&vp[j].inflight))
+			sched_yield();
 
 	pthread_rwlock_rdlock(&ib->share_lock);
 	pm.t[0].domain = ib->domain;
@@ -190,9 +197,11 @@ static void __iommu_migratepagecopy(struct iom_iomap *iomap, struct iom_page *to
 	}
 	migrate_level(&pm);
 	iom_get_page(m, to);
-	ib->pages[index] = to;
+	for (unsigned long j = 0; j < n; j++)
+		ib->pages[index + j] = to + j;
 	pthread_rwlock_unlock(&ib->share_lock);
-	atomic_store(&vp->migrating, 0);	/* remove_migration_ptes() */
+	for (unsigned long j = 0; j < n; j++)
+		atomic_store(&vp[j].migrating, 0);	/* remove_migration_ptes() */
 	iom_put_page(m, from);
 }
 
@@ -285,57 +294,63 @@ static void free_buffer_pages(struct __iommu_buffer *ib)
 }
 
 /*
- * __iommu_alloc_buffer() of 2013: blocks of order 4 down to 0, without
- * retrying hard for the big ones (__GFP_NORETRY), unmovable.
+ * Blocks of @max_order down to 0, the big ones without retrying hard
+ * (__GFP_NORETRY): the 2013 __iommu_alloc_buffer() (unmovable, order 4)
+ * and seed 000's higher-order movable pages alike. pages[] gets every
+ * 4 KiB page, sub[] each one's place in its block.
  */
-static int alloc_legacy_pages(struct __iommu_buffer *ib, iom_gfp_t gfp)
+static int alloc_blocks(struct __iommu_buffer *ib, iom_gfp_t gfp, unsigned int max_order)
 {
 	struct iom_machine *m = ib_machine(ib);
 	unsigned long i = 0;
 
-	gfp &= ~(iom_gfp_t)(IOM___GFP_MOVABLE | IOM___GFP_HIGHMEM | IOM___GFP_RECLAIMABLE);
 	while (i < ib->nr_pages) {
 		unsigned long left = ib->nr_pages - i;
 		unsigned int order = 63U - (unsigned int)__builtin_clzl(left);
 		struct iom_page *page = NULL;
 
-		if (order > LEGACY_MAX_ORDER)
-			order = LEGACY_MAX_ORDER;
+		if (order > max_order)
+			order = max_order;
 		for (;; order--) {
 			iom_gfp_t g = gfp | IOM___GFP_ZERO;
 
 			if (order)
-				g |= IOM___GFP_NORETRY | IOM___GFP_NOWARN;
+				g |= IOM___GFP_NORETRY | IOM___GFP_NOWARN | IOM___GFP_COMP;
 			page = iom_alloc_pages(m, g, order);
 			if (page || !order)
 				break;
 		}
 		if (!page)
 			return -ENOMEM;
-		for (unsigned long j = 0; j < (1UL << order); j++)
+		if (order)
+			ib->compound = true;
+		for (unsigned long j = 0; j < (1UL << order); j++) {
 			ib->pages[i + j] = page + j;
+			ib->sub[i + j] = (uint16_t)j;
+		}
 		i += 1UL << order;
 	}
 	return 0;
 }
 
-/* seed 000: order-0 movable pages, zeroed. */
-static int alloc_movable_pages(struct __iommu_buffer *ib, iom_gfp_t gfp)
+static int alloc_legacy_pages(struct __iommu_buffer *ib, iom_gfp_t gfp)
 {
-	struct iom_machine *m = ib_machine(ib);
-
-	gfp &= ~(iom_gfp_t)(IOM___GFP_RECLAIMABLE | IOM___GFP_DMA | IOM___GFP_DMA32);
-	gfp |= IOM___GFP_MOVABLE | IOM___GFP_HIGHMEM | IOM___GFP_ZERO;
-	for (unsigned long i = 0; i < ib->nr_pages; i++) {
-		ib->pages[i] = iom_alloc_pages(m, gfp, 0);
-		if (!ib->pages[i])
-			return -ENOMEM;
-	}
-	return 0;
+	gfp &= ~(iom_gfp_t)(IOM___GFP_MOVABLE | IOM___GFP_HIGHMEM | IOM___GFP_RECLAIMABLE);
+	return alloc_blocks(ib, gfp, LEGACY_MAX_ORDER);
 }
 
-/* Map the pages at the buffer's IOVA: a page at a time for movable ones,
- * so no block entry spans two pages that migrate separately. */
+/* seed 000: movable pages, order 0 unless the device asked for more. */
+static int alloc_movable_pages(struct __iommu_buffer *ib, iom_gfp_t gfp, unsigned int order)
+{
+	gfp &= ~(iom_gfp_t)(IOM___GFP_RECLAIMABLE | IOM___GFP_DMA | IOM___GFP_DMA32);
+	gfp |= IOM___GFP_MOVABLE | IOM___GFP_HIGHMEM;
+	return alloc_blocks(ib, gfp, order);
+}
+
+/*
+ * Map the pages at the buffer's IOVA, each block with one call: a block
+ * entry never spans two pages that migrate separately.
+ */
 static int map_buffer(struct __iommu_buffer *ib)
 {
 	struct iom_machine *m = ib_machine(ib);
@@ -343,10 +358,8 @@ static int map_buffer(struct __iommu_buffer *ib)
 	int ret;
 
 	while (i < ib->nr_pages) {
-		unsigned long n = 1;
+		unsigned long n = 1UL << iom_compound_order(ib->pages[i]);
 
-		if (ib->legacy && !iom_PageTail(ib->pages[i]))
-			n = 1UL << iom_compound_order(ib->pages[i]);
 		ret = iom_iommu_map(ib->domain, ib->dma_addr + ((uint64_t)i << IOM_PAGE_SHIFT),
 				    iom_page_to_phys(m, ib->pages[i]), n << IOM_PAGE_SHIFT,
 				    IOM_IOMMU_READ | IOM_IOMMU_WRITE);
@@ -372,8 +385,11 @@ static void buffer_remove_pages(struct __iommu_buffer *ib, unsigned long nr)
 	for (unsigned long i = 0; i < nr; i++) {
 		struct iom_page *page = NULL;
 
+		if (ib->sub[i])
+			continue;	/* a compound page is in at its first index */
 		if (!iom_iomap_remove_page(ib->iomapp, ib->index_base + i, &page)) {
-			ib->pages[i] = page;
+			for (unsigned long j = 0; j < (1UL << iom_compound_order(page)); j++)
+				ib->pages[i + j] = page + j;
 			page->private = 0;
 		}
 	}
@@ -407,6 +423,8 @@ static int buffer_insert_pages(struct __iommu_buffer *ib, struct dma_dev_state *
 		ib->index_base = 0;
 	}
 	for (unsigned long i = 0; i < ib->nr_pages; i++) {
+		if (ib->sub[i])
+			continue;
 		ib->pages[i]->private = (unsigned long)(uintptr_t)ib;
 		ret = iom_iomap_insert_page(ib->iomapp, ib->pages[i], ib->index_base + i);
 		if (ret) {
@@ -451,17 +469,16 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 	ib->legacy = dev_uses_legacy(st);
 	ib->migrate_mode = (enum iom_dma_migrate_mode)atomic_load(&st->migrate_mode);
 	pthread_rwlock_init(&ib->share_lock, NULL);
-	if (!ib->legacy) {
+	ib->sub = calloc(nr, sizeof(*ib->sub));
+	if (!ib->legacy)
 		ib->vmap = calloc(nr, sizeof(*ib->vmap));
-		if (!ib->vmap) {
-			pthread_rwlock_destroy(&ib->share_lock);
-			free(ib);
-			*err = -ENOMEM;
-			return NULL;
-		}
+	if (!ib->sub || (!ib->legacy && !ib->vmap)) {
+		ret = -ENOMEM;
+		goto fail_pages;
 	}
 
-	ret = ib->legacy ? alloc_legacy_pages(ib, gfp) : alloc_movable_pages(ib, gfp);
+	ret = ib->legacy ? alloc_legacy_pages(ib, gfp) :
+	      alloc_movable_pages(ib, gfp, atomic_load(&st->page_order));
 	if (ret)
 		goto fail_pages;
 	ret = iom_iommu_dma_alloc_iova(domain, ib->size, atomic_load(&st->coherent_dma_mask),
@@ -489,6 +506,7 @@ fail_pages:
 	free_buffer_pages(ib);
 	pthread_rwlock_destroy(&ib->share_lock);
 	free(ib->vmap);
+	free(ib->sub);
 	free(ib);
 	*err = ret;
 	return NULL;
@@ -506,10 +524,12 @@ void iommu_dma_free(struct __iommu_buffer *ib)
 		free_buffer_pages(ib);
 	} else {
 		for (unsigned long i = 0; i < ib->nr_pages; i++)
-			iom_put_page(m, ib->pages[i]);	/* the DMA layer's reference */
+			if (!ib->sub[i])
+				iom_put_page(m, ib->pages[i]);	/* the DMA layer's reference */
 	}
 	pthread_rwlock_destroy(&ib->share_lock);
 	free(ib->vmap);
+	free(ib->sub);
 	free(ib);
 }
 

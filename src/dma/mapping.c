@@ -116,6 +116,19 @@ int iom_dma_set_migrate_mode(struct iom_device *dev, enum iom_dma_migrate_mode m
 	return 0;
 }
 
+int iom_dma_set_page_order(struct iom_device *dev, unsigned int order)
+{
+	struct dma_dev_state *st;
+
+	if (!dev || order > iom_pageblock_order(iom_device_machine(dev)))
+		return -EINVAL;
+	st = dma_dev_state(dev);
+	if (!st)
+		return -ENOMEM;
+	atomic_store(&st->page_order, order);
+	return 0;
+}
+
 int iom_dma_set_iomap_scope(struct iom_device *dev, enum iom_dma_iomap_scope scope)
 {
 	struct dma_dev_state *st;
@@ -294,7 +307,7 @@ int iom_dma_mmap(struct iom_device *dev, struct iom_mm *mm, void *cpu_addr,
 		return -EINVAL;
 	if (ib->dma_addr != dma_handle || !size || size > ib->size)
 		ret = -EINVAL;
-	else if (ib->legacy)
+	else if (ib->legacy || ib->compound)
 		ret = -ENXIO;
 	else {
 		/* under the state lock: the free checks the file under it */
@@ -361,9 +374,13 @@ struct iom_page *iom_dma_buffer_page(struct iom_device *dev, void *cpu_addr,
 			page = ib->pages[idx];
 			iom_get_page(iom_device_machine(dev), page);	/* its block's */
 		} else {
-			page = iom_iomap_find_lock_page(ib->iomapp, ib->index_base + idx);
-			if (page)
+			/* the IOMAP holds a compound page at its first index */
+			page = iom_iomap_find_lock_page(ib->iomapp,
+							ib->index_base + idx - ib->sub[idx]);
+			if (page) {
 				iom_unlock_page(page);
+				page += ib->sub[idx];	/* the reference is the head's */
+			}
 		}
 	}
 	dma_buffer_put(ib);

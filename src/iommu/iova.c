@@ -518,7 +518,8 @@ static int free_iova_checked(struct iom_iova_domain *iovad, struct iom_iova *iov
 	}
 	if (size && (iova->pfn_lo != pfn ||
 		     (iova->pfn_hi - iova->pfn_lo + 1 != size &&
-		      iova->pfn_hi - iova->pfn_lo + 1 != 1UL << order_base_2(size)))) {
+		      (size >= (1UL << (IOM_IOVA_RANGE_CACHE_MAX_SIZE - 1)) ||
+		       iova->pfn_hi - iova->pfn_lo + 1 != 1UL << order_base_2(size))))) {
 		report_bad_free(iovad, pfn, size, "size or start does not match "
 				"the allocation");
 		return -EINVAL;
@@ -1191,7 +1192,9 @@ int iom_iova_check_range(struct iom_iova_domain *iovad, unsigned long pfn,
 	if (iova && iova != &iovad->anchor && !(iova->_flags & IOVA_FLAG_RESERVED) &&
 	    iova->pfn_lo == pfn &&
 	    (iova->pfn_hi - iova->pfn_lo + 1 == size ||
-	     iova->pfn_hi - iova->pfn_lo + 1 == 1UL << order_base_2(size)))
+	     /* alloc_iova_fast() rounds only the sizes its caches serve */
+	     (size < (1UL << (IOM_IOVA_RANGE_CACHE_MAX_SIZE - 1)) &&
+	      iova->pfn_hi - iova->pfn_lo + 1 == 1UL << order_base_2(size))))
 		ret = 0;
 	iova_unlock(iovad);
 	return ret;

@@ -44,7 +44,7 @@
  *     list counts as success (the kernel asks for the requested
  *     migratetype's list, or one it could steal from);
  *   - order-0 pages only: LRU pages, and non-LRU movable pages through
- *     iom_isolate_movable_page(); compound pages are skipped; a page with more references than
+ *     iom_isolate_movable_page(); compound LRU pages (IOMAP's) move whole; a page with more references than
  *     mappings + page cache + the scanner's own is taken as pinned and
  *     skipped (the kernel skips only page_maybe_dma_pinned() pages early
  *     and lets migration fail on the others);
@@ -227,6 +227,63 @@ static void isolate_freepages(struct compact_control *cc)
 		cc->free_pfn = pageblock_start_pfn(m, cc->migrate_pfn);
 }
 
+/*
+ * 2^@order isolated free pages in a row on cc->freepages, aligned, made
+ * one compound page; NULL if there is no such run. The free scanner puts
+ * each buddy block's pages on the list in pfn order.
+ */
+static struct iom_page *take_free_run(struct compact_control *cc, unsigned int order)
+{
+	struct iom_machine *m = cc->m;
+	unsigned long n = 1UL << order;
+	struct list_head *pos;
+
+	for (pos = cc->freepages.next; pos != &cc->freepages; pos = pos->next) {
+		struct iom_page *head = list_entry(pos, struct iom_page, lru);
+		struct list_head *q = pos;
+		unsigned long i;
+
+		if (page_to_pfn(m, head) & (n - 1))
+			continue;
+		for (i = 1; i < n; i++) {
+			q = q->next;
+			if (q == &cc->freepages || list_entry(q, struct iom_page, lru) != head + i)
+				break;
+		}
+		if (i < n)
+			continue;
+		for (i = 0; i < n; i++)
+			list_del(&head[i].lru);
+		cc->nr_freepages -= (unsigned int)n;
+		isolated_pages_make_compound(head, order);
+		return head;
+	}
+	return NULL;
+}
+
+/*
+ * A target for a compound page (an IOMAP higher-order DMA page): an
+ * aligned run of the free scanner's pages, else a block straight from the
+ * buddy allocator on the zone's node (the kernel before 6.10 skipped
+ * large folios in compaction; since, it keeps free pages by order).
+ */
+static struct iom_page *compaction_alloc_compound(struct compact_control *cc,
+						  unsigned int order)
+{
+	struct iom_page *page = take_free_run(cc, order);
+
+	if (page)
+		return page;
+	isolate_freepages(cc);
+	page = take_free_run(cc, order);
+	if (page)
+		return page;
+	return iom_alloc_pages_node(cc->m, cc->zone->zone_pgdat->node_id,
+				    IOM_GFP_HIGHUSER_MOVABLE | IOM___GFP_COMP |
+				    IOM___GFP_THISNODE | IOM___GFP_NORETRY | IOM___GFP_NOWARN,
+				    order);
+}
+
 /* compaction_alloc(): get_new_page for iom_migrate_pages(). */
 static struct iom_page *compaction_alloc(struct iom_page *page,
 					 unsigned long data)
@@ -234,7 +291,8 @@ static struct iom_page *compaction_alloc(struct iom_page *page,
 	struct compact_control *cc = (struct compact_control *)data;
 	struct iom_page *freepage;
 
-	(void)page;
+	if (iom_PageHead(page))
+		return compaction_alloc_compound(cc, iom_compound_order(page));
 	if (list_empty(&cc->freepages)) {
 		isolate_freepages(cc);
 		if (list_empty(&cc->freepages))
@@ -251,6 +309,15 @@ static void compaction_free(struct iom_page *page, unsigned long data)
 {
 	struct compact_control *cc = (struct compact_control *)data;
 
+	if (iom_PageHead(page)) {
+		unsigned long n = 1UL << iom_compound_order(page);
+
+		isolated_compound_split(page);
+		for (unsigned long i = n; i-- > 0;)
+			list_add(&page[i].lru, &cc->freepages);
+		cc->nr_freepages += (unsigned int)n;
+		return;
+	}
 	list_add(&page->lru, &cc->freepages);
 	cc->nr_freepages++;
 }
@@ -317,13 +384,27 @@ unsigned long isolate_migratepages_range(struct compact_control *cc,
 				goto isolate_success;
 			continue;
 		}
-		if (iom_PageTail(page) || iom_PageHead(page))
+		if (iom_PageTail(page))
 			continue;
+		if (iom_PageHead(page)) {
+			/*
+			 * A compound page on the LRU (IOMAP's higher-order
+			 * DMA pages) moves whole, unless it is as large as the
+			 * block compaction is after; its tails are skipped.
+			 */
+			unsigned int order = iom_compound_order(page);
+
+			if (order > m->max_order ||
+			    (cc->order > 0 && order >= (unsigned int)cc->order)) {
+				if (order <= m->max_order && low_pfn + (1UL << order) - 1 < end_pfn)
+					low_pfn += (1UL << order) - 1;
+				continue;
+			}
+		}
 		if (!iom_get_page_unless_zero(page))
 			continue;
-		/* Recheck under the reference: still an order-0 LRU page? */
-		if (!iom_PageLRU(page) || iom_PageHead(page) ||
-		    page_pinned_ish(page)) {
+		/* Recheck under the reference: still an LRU page? */
+		if (!iom_PageLRU(page) || page_pinned_ish(page)) {
 			iom_put_page(m, page);
 			continue;
 		}

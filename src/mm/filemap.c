@@ -402,7 +402,7 @@ struct iom_address_space *iom_page_mapping(const struct iom_page *page)
  *
  * Context: not with @mapping->tree_lock held.
  * Return: 0 with @page locked; -EEXIST if @index is occupied; -ENOMEM;
- * -EINVAL for a page already in a mapping, compound, free, or not of
+ * -EINVAL for a page already in a mapping, a tail page, free, or not of
  * @mapping's machine. On error the page is as it was (unlocked if it came
  * unlocked).
  */
@@ -420,9 +420,14 @@ int iom_add_to_page_cache_lru(struct iom_page *page,
 	m = mapping->m;
 	if (!page_in_mem_map(m, page) || (gfp & ~IOM_GFP_VALID_MASK))
 		return -EINVAL;
-	if (iom_PageTail(page) || iom_PageHead(page) || READ_MAPPING(page) ||
-	    iom_page_ref_count(page) <= 0) {
-		iom_warn(m, "add_to_page_cache: pfn %#lx is not an unused order-0 page",
+	/*
+	 * A compound page takes one slot, at its first index: the kernel's
+	 * large folios take every index they cover, but libiommig's only
+	 * compound page-cache pages are IOMAP's higher-order DMA pages, which
+	 * their owner looks up by their first index.
+	 */
+	if (iom_PageTail(page) || READ_MAPPING(page) || iom_page_ref_count(page) <= 0) {
+		iom_warn(m, "add_to_page_cache: pfn %#lx is not an unused page or compound head",
 			 page_to_pfn(m, page));
 		return -EINVAL;
 	}

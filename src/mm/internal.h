@@ -142,6 +142,8 @@ void count_vm_events(struct iom_machine *m, int item, unsigned long nr);
  * that leaves the zone below its min watermark. Under zone->lock.
  * Return: 2^@order, or 0.
  */
+void isolated_pages_make_compound(struct iom_page *page, unsigned int order);
+void isolated_compound_split(struct iom_page *page);
 int __isolate_free_page(struct zone *zone, struct iom_page *page,
 			unsigned int order);
 

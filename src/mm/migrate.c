@@ -13,8 +13,9 @@
  * move_pages(2).
  *
  * Simplified:
- *   - order-0 pages only: no THP or hugetlb split/retry, no
- *     thp_migration_* counters (a compound page is refused by isolation);
+ *   - no THP or hugetlb: no split/retry, no thp_migration_* counters;
+ *     a compound page (IOMAP's higher-order DMA pages) moves whole to a
+ *     target of its order and counts as one page in pgmigrate_*;
  *   - CPU TLBs are not modelled: the batch's one flush, and the per-PTE
  *     flush without TTU_BATCH_FLUSH, are counted (nr_tlb_remote_flush,
  *     nr_tlb_local_flush_one), not performed;
@@ -278,7 +279,9 @@ static void *(*volatile copy_page_fn)(void *, const void *, size_t) = memcpy;
 static void copy_highpage(struct iom_machine *m, struct iom_page *to,
 			  struct iom_page *from)
 {
-	copy_page_fn(page_address(m, to), page_address(m, from), IOM_PAGE_SIZE);
+	/* folio_copy(): every page of a compound one */
+	copy_page_fn(page_address(m, to), page_address(m, from),
+		     IOM_PAGE_SIZE << iom_compound_order(from));
 }
 
 void iom_migrate_page_copy(struct iom_machine *m, struct iom_page *newpage,
@@ -344,7 +347,10 @@ struct iom_page *alloc_migration_target(struct iom_page *page,
 	/* A page of ZONE_MOVABLE may move within ZONE_MOVABLE. */
 	if (page_zone(m, page)->zone_type == IOM_ZONE_MOVABLE)
 		gfp_mask |= IOM___GFP_HIGHMEM;
-	return iom_alloc_pages_node(m, nid, gfp_mask, 0);
+	/* a compound page moves whole, to one of its order */
+	if (iom_PageHead(page))
+		gfp_mask |= IOM___GFP_COMP | IOM___GFP_NOWARN;
+	return iom_alloc_pages_node(m, nid, gfp_mask, iom_compound_order(page));
 }
 
 /* ---- unmap_and_move ----------------------------------------------------- */
@@ -499,9 +505,12 @@ static int migrate_page_unmap(struct iom_machine *m, iom_new_page_t get_new_page
 	dst = get_new_page(src, private);
 	if (!dst)
 		return -ENOMEM;
-	if (!page_in_mem_map(m, dst) || iom_PageLocked(dst) ||
-	    page_mapping_raw(dst) || iom_page_ref_count(dst) != 1) {
-		iom_warn(m, "migrate_pages: get_new_page gave an unusable page");
+	if (!page_in_mem_map(m, dst) || iom_PageLocked(dst) || iom_PageTail(dst) ||
+	    page_mapping_raw(dst) || iom_page_ref_count(dst) != 1 ||
+	    iom_compound_order(dst) != iom_compound_order(src)) {
+		iom_warn(m, "migrate_pages: get_new_page gave an unusable page"
+			 " (order %u for a page of order %u)", iom_compound_order(dst),
+			 iom_compound_order(src));
 		migrate_page_undo_dst(m, dst, false, put_new_page, private);
 		list_move_tail(&src->lru, ret);
 		return -EINVAL;

@@ -1776,6 +1776,30 @@ int __isolate_free_page(struct zone *zone, struct iom_page *page,
 	return (int)n;
 }
 
+/*
+ * Compaction's compound targets (see compaction_alloc()): 2^@order pages
+ * __isolate_free_page() left as order-0 pages with a reference each become
+ * one compound page, as a fresh allocation of @order would be; and back.
+ */
+void isolated_pages_make_compound(struct iom_page *page, unsigned int order)
+{
+	for (unsigned long i = 1; i < (1UL << order); i++)
+		atomic_store_explicit(&page[i]._refcount, 0, memory_order_relaxed);
+	prep_compound_page(page, order);
+}
+
+void isolated_compound_split(struct iom_page *page)
+{
+	unsigned int order = iom_compound_order(page);
+
+	for (unsigned long i = 1; i < (1UL << order); i++) {
+		__atomic_store_n(&page[i].compound_head, 0UL, __ATOMIC_RELAXED);
+		page[i].index = 0;
+		atomic_store_explicit(&page[i]._refcount, 1, memory_order_relaxed);
+	}
+	iom_ClearPageHead(page);
+}
+
 /* ---- contiguous ranges: alloc_contig_range() (mm/page_alloc.c) ---------- */
 
 /* Failed migration rounds in a row before __alloc_contig_migrate_range() gives up. */

@@ -12,12 +12,18 @@
  * with live buffers) changes nothing; a per-domain IOMAP (indexed by
  * IOVA) serves several buffers; a buffer shared with devices of another
  * and of the same domain moves every domain's translation when its pages
- * migrate, in every mode; and freeing gives every page and IOVA back.
+ * migrate, in every mode; a buffer of compound pages (order 4, and one
+ * order-9 page mapped as a 2 MiB block) migrates whole compound pages
+ * through migrate_pages, compaction and alloc_contig_range, and a target
+ * of the wrong order is refused; and freeing gives every page and IOVA
+ * back.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <iommig/cma.h>
+#include <iommig/compaction.h>
 #include <iommig/dma-mapping.h>
 #include <iommig/iomap.h>
 #include <iommig/migrate.h>
@@ -64,7 +70,17 @@ static void rig_down(struct rig *r)
 
 static struct iom_machine *alloc_m;
 
+/* get_new_page: a page of @page's order (a compound page moves whole) */
 static struct iom_page *new_page_any(struct iom_page *page, unsigned long private)
+{
+	unsigned int order = iom_compound_order(page);
+
+	(void)private;
+	return iom_alloc_pages(alloc_m, IOM_GFP_HIGHUSER_MOVABLE |
+			       (order ? IOM___GFP_COMP : 0), order);
+}
+
+static struct iom_page *new_page_order0(struct iom_page *page, unsigned long private)
 {
 	(void)page;
 	(void)private;
@@ -80,6 +96,7 @@ static int migrate_buffer_page(struct rig *r, void *cpu, size_t off)
 	int ret;
 
 	assert_non_null(page);
+	page = iom_compound_head(page);	/* a compound page moves whole */
 	alloc_m = r->m;
 	assert_int_equal(iom_isolate_lru_page(r->m, page), 0);
 	iom_put_page(r->m, page);
@@ -549,6 +566,148 @@ static void test_shared_buffer_migrates_in_every_domain(void **state)
 	share_and_migrate(IOM_DMA_MIGRATE_NONBLOCK);
 }
 
+/*
+ * seed 000's TODO "higher-order DMA pages": a buffer of order-4 compound
+ * pages (and one order-9 page mapped as a 2 MiB block) migrates whole
+ * compound pages, through migrate_pages, compaction and
+ * alloc_contig_range, in every mode; a target of the wrong order is
+ * refused with nothing changed.
+ */
+static void higher_order(enum iom_dma_migrate_mode mode)
+{
+	enum { N = 64 };
+	struct rig r;
+	iom_dma_addr_t h, h9;
+	unsigned char *in = malloc(N * PG), *out = malloc(N * PG);
+	unsigned char *in9 = malloc(512 * PG), *out9 = malloc(512 * PG);
+	void *cpu, *cpu9;
+
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	assert_int_equal(iom_dma_set_page_order(r.dev, 10), -EINVAL);
+	assert_int_equal(iom_dma_set_page_order(r.dev, 4), 0);
+	assert_int_equal(iom_dma_set_migrate_mode(r.dev, mode), 0);
+	cpu = iom_dma_alloc_coherent(r.dev, N * PG, &h, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu);
+	{
+		struct iom_page *head = iom_dma_buffer_page(r.dev, cpu, 16 * PG);
+		struct iom_page *sub = iom_dma_buffer_page(r.dev, cpu, 21 * PG);
+		struct iom_mm *mm;
+		uint64_t at;
+
+		assert_true(iom_PageHead(head));
+		assert_int_equal(iom_compound_order(head), 4);
+		assert_true(iom_PageIomap(head));
+		assert_ptr_equal(sub, head + 5);
+		assert_int_equal(iom_page_ref_count(head), 4);	/* DMA, IOMAP, 2 ours */
+		iom_put_page(r.m, head);
+		iom_put_page(r.m, sub);
+		assert_int_equal(iom_mm_create(r.m, &mm), 0);
+		assert_int_equal(iom_dma_mmap(r.dev, mm, cpu, h, N * PG, IOM_PROT_READ, &at),
+				 -ENXIO);
+		iom_mm_destroy(mm);
+	}
+	fill_pattern(in, N * PG, 40 + mode);
+	assert_int_equal(iom_device_dma_write(r.dev, h, in, N * PG), 0);
+
+	/* a target of another order is refused; nothing moves */
+	{
+		struct iom_page *head = iom_dma_buffer_page(r.dev, cpu, 0);
+		struct iom_list_head list = { &list, &list };
+		unsigned int nr = 0;
+
+		alloc_m = r.m;
+		assert_int_equal(iom_isolate_lru_page(r.m, head), 0);
+		list_add_tail(&head->lru, &list);
+		assert_true(iom_migrate_pages(r.m, &list, new_page_order0, NULL, 0,
+					      IOM_MIGRATE_SYNC, IOM_MR_SYSCALL, &nr) != 0);
+		assert_int_equal(nr, 0);
+		iom_putback_movable_pages(r.m, &list);
+		assert_int_equal(iom_iommu_iova_to_phys(r.domain, h), iom_page_to_phys(r.m, head));
+		iom_put_page(r.m, head);
+	}
+	/* migrate_pages: each compound page whole */
+	for (int i = 0; i < N; i += 16) {
+		struct iom_page *old = iom_dma_buffer_page(r.dev, cpu, (size_t)i * PG), *now;
+
+		iom_put_page(r.m, old);
+		assert_int_equal(migrate_buffer_page(&r, cpu, (size_t)i * PG + 3 * PG), 0);
+		now = iom_dma_buffer_page(r.dev, cpu, (size_t)i * PG);
+		assert_ptr_not_equal(now, old);
+		assert_true(iom_PageHead(now));
+		assert_int_equal(iom_compound_order(now), 4);
+		for (int j = 0; j < 16; j++)
+			assert_int_equal(iom_iommu_iova_to_phys(r.domain, h + (uint64_t)(i + j) * PG),
+					 iom_page_to_phys(r.m, now + j));
+		iom_put_page(r.m, now);
+	}
+	/* compaction, and alloc_contig_range over the pageblock of a page */
+	assert_int_equal(iom_compact_node(r.m, 0), 0);
+	{
+		struct iom_page *p = iom_dma_buffer_page(r.dev, cpu, 32 * PG);
+		unsigned long pfn = iom_page_to_pfn(r.m, p);
+		unsigned long nr_pb = 1UL << iom_pageblock_order(r.m);
+		unsigned long start = pfn & ~(nr_pb - 1);
+		struct iom_page *q;
+
+		iom_put_page(r.m, p);
+		assert_int_equal(iom_alloc_contig_range(r.m, start, start + nr_pb,
+							IOM_MIGRATE_MOVABLE, IOM_GFP_KERNEL), 0);
+		q = iom_dma_buffer_page(r.dev, cpu, 32 * PG);
+		assert_true(iom_page_to_pfn(r.m, q) < start ||
+			    iom_page_to_pfn(r.m, q) >= start + nr_pb);
+		assert_int_equal(iom_compound_order(q), 4);
+		iom_put_page(r.m, q);
+		assert_int_equal(iom_free_contig_range(r.m, start, nr_pb), 0);
+	}
+	assert_int_equal(iom_device_dma_read(r.dev, h, out, N * PG), 0);
+	assert_memory_equal(in, out, N * PG);
+	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 0, out, N * PG), 0);
+	assert_memory_equal(in, out, N * PG);
+
+	/* one order-9 page: a 2 MiB block in the I/O page table, moved whole */
+	assert_int_equal(iom_dma_set_page_order(r.dev, 9), 0);
+	cpu9 = iom_dma_alloc_coherent(r.dev, 512 * PG, &h9, IOM_GFP_KERNEL, 0);
+	assert_non_null(cpu9);
+	assert_int_equal(h9 & ((2u << 20) - 1), 0);
+	fill_pattern(in9, 512 * PG, 90 + mode);
+	assert_int_equal(iom_dma_vmap_write(r.dev, cpu9, 0, in9, 512 * PG), 0);
+	{
+		struct iom_page *old = iom_dma_buffer_page(r.dev, cpu9, 0), *now;
+
+		assert_int_equal(iom_compound_order(old), 9);
+		iom_put_page(r.m, old);
+		assert_int_equal(iom_iommu_unmap(r.domain, h9 + 5 * PG, PG), 2u << 20);
+		assert_int_equal(iom_iommu_map(r.domain, h9, iom_page_to_phys(r.m, old), 2u << 20,
+					       IOM_IOMMU_READ | IOM_IOMMU_WRITE), 0);
+		assert_int_equal(migrate_buffer_page(&r, cpu9, 100 * PG), 0);
+		now = iom_dma_buffer_page(r.dev, cpu9, 0);
+		assert_ptr_not_equal(now, old);
+		assert_int_equal(iom_compound_order(now), 9);
+		assert_int_equal(iom_iommu_iova_to_phys(r.domain, h9 + 300 * PG),
+				 iom_page_to_phys(r.m, now + 300));
+		/* still one block: unmapping a page of it removes 2 MiB */
+		iom_put_page(r.m, now);
+	}
+	assert_int_equal(iom_device_dma_read(r.dev, h9, out9, 512 * PG), 0);
+	assert_memory_equal(in9, out9, 512 * PG);
+	assert_int_equal(iom_dma_free_coherent(r.dev, 512 * PG, cpu9, h9, 0), 0);
+	assert_int_equal(iom_dma_free_coherent(r.dev, N * PG, cpu, h, 0), 0);
+	free(in);
+	free(out);
+	free(in9);
+	free(out9);
+	rig_down(&r);
+}
+
+static void test_higher_order_pages_migrate_whole(void **state)
+{
+	(void)state;
+	higher_order(IOM_DMA_MIGRATE_SEED);
+	higher_order(IOM_DMA_MIGRATE_LAYERED);
+	higher_order(IOM_DMA_MIGRATE_PER_PAGE);
+	higher_order(IOM_DMA_MIGRATE_NONBLOCK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_mmap_follows_migration),
 		cmocka_unit_test(test_per_domain_iomap),
 		cmocka_unit_test(test_shared_buffer_migrates_in_every_domain),
+		cmocka_unit_test(test_higher_order_pages_migrate_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
