@@ -57,6 +57,43 @@ struct dev_slot {
 	_Atomic uint64_t hits, misses, walks, stale_hits, stale_freed_hits;
 } __attribute__((aligned(64)));
 
+/*
+ * The DMA layer's state of a device or a domain (the kernel keeps it in
+ * struct device and in the domain's iova_cookie): made on first use,
+ * released by its owner's callback when the object goes.
+ */
+struct dma_state_slot {
+	void *_Atomic state;
+	int (*release)(void *state);	/* set by the winner, read at the end */
+};
+
+/* Install @made in @slot unless another thread's won: that one is kept. */
+static void *dma_state_install(struct dma_state_slot *slot, void *made,
+			       int (*release)(void *state))
+{
+	void *expected = NULL;
+
+	if (!made)
+		return NULL;
+	if (!atomic_compare_exchange_strong(&slot->state, &expected, made)) {
+		release(made);
+		return expected;
+	}
+	slot->release = release;
+	return made;
+}
+
+/* At the owner's end: 0 when released (or none), else the owner's error. */
+static int dma_state_release(struct dma_state_slot *slot)
+{
+	void *state = atomic_load(&slot->state);
+
+	if (state && slot->release(state))
+		return -EBUSY;
+	atomic_store(&slot->state, NULL);
+	return 0;
+}
+
 struct iom_device {
 	struct iom_iommu *iommu;
 	char name[64];
@@ -68,8 +105,7 @@ struct iom_device {
 	_Atomic uint64_t failed, faults, migrate_faults;
 	_Atomic uint64_t stalls, stall_ns_total, stall_ns_max;
 	/* the DMA API's state of the device (struct device's dma_* fields) */
-	void *_Atomic dma_state;
-	int (*dma_state_release)(void *state);
+	struct dma_state_slot dma_state;
 };
 
 struct fq_entry {
@@ -146,8 +182,7 @@ struct iom_iommu_domain {
 	_Atomic long fq_pending;
 
 	/* the DMA layer's state of the domain (its per-domain IOMAP) */
-	void *_Atomic dma_state;
-	int (*dma_state_release)(void *state);
+	struct dma_state_slot dma_state;
 };
 
 struct iom_iommu {
@@ -611,7 +646,7 @@ int iom_device_destroy(struct iom_device *dev)
 		iom_warn(iommu->m, "iommu: device %s destroyed while attached", dev->name);
 		return -EBUSY;
 	}
-	if (atomic_load(&dev->dma_state) && dev->dma_state_release(atomic_load(&dev->dma_state)))
+	if (dma_state_release(&dev->dma_state))
 		return -EBUSY;	/* the DMA layer said why */
 	pthread_mutex_lock(&iommu->lock);
 	add_slot_stats(&iommu->dead, dev);
@@ -637,20 +672,11 @@ struct iom_machine *iom_device_machine(const struct iom_device *dev)
 void *iom_device_dma_state(struct iom_device *dev, void *(*make)(struct iom_device *dev),
 			   int (*release)(void *state))
 {
-	void *state = atomic_load_explicit(&dev->dma_state, memory_order_acquire);
-	void *expected = NULL;
+	void *state = atomic_load_explicit(&dev->dma_state.state, memory_order_acquire);
 
 	if (state || !make)
 		return state;
-	state = make(dev);
-	if (!state)
-		return NULL;
-	if (!atomic_compare_exchange_strong(&dev->dma_state, &expected, state)) {
-		release(state);		/* another thread's won */
-		return expected;
-	}
-	dev->dma_state_release = release;	/* read only by the destroy */
-	return state;
+	return dma_state_install(&dev->dma_state, make(dev), release);
 }
 
 struct iom_iommu_domain *iom_iommu_get_domain_for_dev(struct iom_device *dev)
@@ -762,9 +788,8 @@ int iom_iommu_domain_free(struct iom_iommu_domain *d)
 		return -EBUSY;
 	}
 	pthread_mutex_unlock(&d->dev_lock);
-	if (atomic_load(&d->dma_state) && d->dma_state_release(atomic_load(&d->dma_state)))
+	if (dma_state_release(&d->dma_state))
 		return -EBUSY;	/* the DMA layer said why */
-	atomic_store(&d->dma_state, NULL);
 	/* transactions of devices detached while they waited: let them go */
 	atomic_store(&d->dying, true);
 	pthread_mutex_lock(&d->mig_lock);
@@ -797,20 +822,11 @@ void *iom_iommu_domain_dma_state(struct iom_iommu_domain *d,
 				 void *(*make)(struct iom_iommu_domain *d),
 				 int (*release)(void *state))
 {
-	void *state = atomic_load_explicit(&d->dma_state, memory_order_acquire);
-	void *expected = NULL;
+	void *state = atomic_load_explicit(&d->dma_state.state, memory_order_acquire);
 
 	if (state || !make)
 		return state;
-	state = make(d);
-	if (!state)
-		return NULL;
-	if (!atomic_compare_exchange_strong(&d->dma_state, &expected, state)) {
-		release(state);		/* another thread's won */
-		return expected;
-	}
-	d->dma_state_release = release;	/* read only by the free */
-	return state;
+	return dma_state_install(&d->dma_state, make(d), release);
 }
 
 struct iom_machine *iom_iommu_domain_machine(const struct iom_iommu_domain *d)
