@@ -67,6 +67,7 @@ int bench_iova(const struct bench_opts *o);
 int bench_iommu_migrate(const struct bench_opts *o);
 int bench_map(const struct bench_opts *o);
 int bench_dma(const struct bench_opts *o);
+int bench_dma_migrate(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

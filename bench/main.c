@@ -121,6 +121,21 @@ static const struct bench_cmd bench_cmds[] = {
 			"  Cases: <read|write>_<4k|64k>_<hit|miss>_<T>t.\n",
 		.run = bench_dma,
 	},
+	{
+		.name = "dma-migrate",
+		.summary = "migration of coherent DMA buffer pages through "
+			   "migrate_pages (seed, layered, per-page, non-blocking) "
+			   "vs memcpy; device stalls",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_ITERS | BENCH_OPT_THREADS |
+			BENCH_OPT_NOPIN | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 256M --iters 4096 (DMA pages, in "
+			"1 MiB buffers) --threads 1 (device threads).\n"
+			"  Cases: tput_<m>_batched tput_<m>_single stall_<m> with "
+			"<m> seed layered per_page nonblock;\n"
+			"  tput_pagecache_batched tput_pagecache_single "
+			"legacy_pages_moved.\n",
+		.run = bench_dma_migrate,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))
@@ -135,7 +150,7 @@ static const struct {
 	{ "--runs", 0, true, "N", "repetitions; median, min and max are reported (default 5)" },
 	{ "--quiet", 0, false, "", "no progress on stderr, no table header" },
 	{ "--mem", BENCH_OPT_MEM, true, "SIZE", "simulated memory, K/M/G/T suffixes (powers of 1024)" },
-	{ "--iters", BENCH_OPT_ITERS, true, "N", "alloc: order-0 pairs per run, all threads together; radix: lookups a reader a run; migrate: pages moved (K/M/G: x1000)" },
+	{ "--iters", BENCH_OPT_ITERS, true, "N", "alloc: order-0 pairs per run, all threads together; radix: lookups a reader a run; migrate, iommu-migrate, dma-migrate: pages (K/M/G: x1000)" },
 	{ "--threads", BENCH_OPT_THREADS, true, "N", "threads of the multi-thread runs" },
 	{ "--window", BENCH_OPT_WINDOW, true, "N", "pages outstanding in the LIFO pattern" },
 	{ "--no-pin", BENCH_OPT_NOPIN, false, "", "do not pin worker threads to cpus" },
