@@ -53,11 +53,13 @@ struct dma_vmap_page {
 /*
  * struct dma_domain_state - a DMA domain's own IOMAP (seed 000's TODO
  * "IOMAP per IOMMU domain"): indexed by IOVA page, it holds the pages of
- * every per-domain-scope buffer of the domain.
+ * every per-domain-scope buffer of the domain; and the count of buffers
+ * mapped in the domain, so the domain cannot be freed under them.
  */
 struct dma_domain_state {
 	struct iom_iomap iomap;
 	struct iom_iommu_domain *domain;
+	_Atomic long nr_buffers;	/* coherent buffers (and shares) mapped here */
 };
 
 /* Another device's view of a shared buffer (iom_dma_buffer_attach()). */

@@ -256,8 +256,16 @@ static void *dma_domain_state_make(struct iom_iommu_domain *domain)
 static int dma_domain_state_release(void *p)
 {
 	struct dma_domain_state *ds = p;
-	int ret = iom_iomap_release(&ds->iomap);
+	long nr = atomic_load(&ds->nr_buffers);
+	int ret;
 
+	if (nr) {
+		iom_warn(iom_iommu_domain_machine(ds->domain),
+			 "dma: domain %u freed with %ld coherent buffers mapped",
+			 iom_iommu_domain_id(ds->domain), nr);
+		return -EBUSY;
+	}
+	ret = iom_iomap_release(&ds->iomap);
 	if (ret)
 		return ret;
 	free(ds);
@@ -374,6 +382,12 @@ static int map_buffer(struct __iommu_buffer *ib)
 	return 0;
 }
 
+static struct dma_domain_state *domain_state(struct iom_iommu_domain *domain)
+{
+	return iom_iommu_domain_dma_state(domain, dma_domain_state_make,
+					  dma_domain_state_release);
+}
+
 /*
  * Take the pages out of their IOMAP, each under its lock (a migration in
  * progress finishes first, and the page then found is the current one):
@@ -407,9 +421,7 @@ static int buffer_insert_pages(struct __iommu_buffer *ib, struct dma_dev_state *
 	int ret;
 
 	if (atomic_load(&st->iomap_scope) == IOM_DMA_IOMAP_PER_DOMAIN) {
-		struct dma_domain_state *ds =
-			iom_iommu_domain_dma_state(ib->domain, dma_domain_state_make,
-						   dma_domain_state_release);
+		struct dma_domain_state *ds = domain_state(ib->domain);
 
 		if (!ds)
 			return -ENOMEM;
@@ -442,6 +454,7 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 {
 	struct dma_dev_state *st = dma_dev_state(dev);
 	struct iom_iommu_domain *domain;
+	struct dma_domain_state *ds;
 	struct __iommu_buffer *ib;
 	unsigned long iova, nr;
 	int ret;
@@ -455,12 +468,14 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 		*err = -ENODEV;
 		return NULL;
 	}
+	ds = domain_state(domain);
 	nr = (unsigned long)((size + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT);
-	ib = calloc(1, sizeof(*ib) + nr * sizeof(ib->pages[0]));
+	ib = ds ? calloc(1, sizeof(*ib) + nr * sizeof(ib->pages[0])) : NULL;
 	if (!ib) {
 		*err = -ENOMEM;
 		return NULL;
 	}
+	atomic_fetch_add(&ds->nr_buffers, 1);	/* the domain stays */
 	ib->dev = dev;
 	ib->domain = domain;
 	ib->nr_pages = nr;
@@ -508,6 +523,7 @@ fail_pages:
 	free(ib->vmap);
 	free(ib->sub);
 	free(ib);
+	atomic_fetch_sub(&ds->nr_buffers, 1);
 	*err = ret;
 	return NULL;
 }
@@ -527,6 +543,7 @@ void iommu_dma_free(struct __iommu_buffer *ib)
 			if (!ib->sub[i])
 				iom_put_page(m, ib->pages[i]);	/* the DMA layer's reference */
 	}
+	atomic_fetch_sub(&domain_state(ib->domain)->nr_buffers, 1);
 	pthread_rwlock_destroy(&ib->share_lock);
 	free(ib->vmap);
 	free(ib->sub);
@@ -552,6 +569,7 @@ int iommu_dma_attach(struct __iommu_buffer *ib, struct iom_device *other,
 	struct dma_dev_state *ost = dma_dev_state(other);
 	struct iom_iommu_domain *d = iom_iommu_get_domain_for_dev(other);
 	struct iom_machine *m = ib_machine(ib);
+	struct dma_domain_state *ds;
 	unsigned long iova, i;
 	int ret = 0;
 
@@ -559,6 +577,9 @@ int iommu_dma_attach(struct __iommu_buffer *ib, struct iom_device *other,
 		return -ENOMEM;
 	if (!d || iom_iommu_domain_type(d) == IOM_IOMMU_DOMAIN_UNMANAGED)
 		return -ENODEV;
+	ds = domain_state(d);
+	if (!ds)
+		return -ENOMEM;
 	pthread_rwlock_wrlock(&ib->share_lock);
 	for (i = 0; i < ib->nr_shares; i++)
 		if (ib->shares[i].dev == other)
@@ -584,6 +605,7 @@ int iommu_dma_attach(struct __iommu_buffer *ib, struct iom_device *other,
 		ib->shares[ib->nr_shares++] = (struct dma_share){
 			.dev = other, .domain = d, .dma_addr = iova,
 		};
+		atomic_fetch_add(&ds->nr_buffers, 1);
 		*handle = iova;
 	}
 	pthread_rwlock_unlock(&ib->share_lock);
@@ -602,8 +624,10 @@ int iommu_dma_detach(struct __iommu_buffer *ib, struct iom_device *other,
 		if (sh->dev != other || sh->dma_addr != handle)
 			continue;
 		ret = iom_iommu_dma_unmap(sh->domain, (unsigned long)sh->dma_addr, ib->size);
-		if (!ret)
+		if (!ret) {
+			atomic_fetch_sub(&domain_state(sh->domain)->nr_buffers, 1);
 			ib->shares[i] = ib->shares[--ib->nr_shares];
+		}
 		break;
 	}
 	pthread_rwlock_unlock(&ib->share_lock);

@@ -163,6 +163,12 @@ static void test_alloc_errors_change_nothing(void **state)
 	assert_int_equal(iom_dma_device_release(r.dev), 1);
 	/* the buffer still works */
 	assert_int_equal(iom_device_dma_write(r.dev, h + 2 * PG, "ok", 3), 0);
+	/* the domain cannot go while the buffer is mapped in it */
+	assert_int_equal(iom_iommu_detach_device(r.domain, r.dev), 0);
+	assert_int_equal(iom_iommu_domain_free(r.domain), -EBUSY);
+	assert_true(test_log_contains(&tlog, "freed with 1 coherent buffers mapped"));
+	assert_int_equal(iom_iommu_attach_device(r.domain, r.dev), 0);
+	assert_int_equal(iom_device_dma_write(r.dev, h + 2 * PG, "ok", 3), 0);
 	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu, h, 0), 0);
 	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu, h, 0), -EINVAL);
 	assert_int_equal(iom_dma_device_release(r.dev), 0);
