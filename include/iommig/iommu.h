@@ -525,7 +525,9 @@ struct iom_iommu_migrate_stats {
  *   copied again until none is (or IOM_IOMMU_MIGRATE_MAX_ROUNDS); then the
  *   final stop: writes to the ranges wait (reads go on), the last dirty
  *   leaves are copied, the entries switch to @paddr, invalidate, go.
- * @st: may be NULL.
+ * IOM_IOMMU_MIGRATE_PER_PAGE switches the blocked leaves in place (no
+ * table page is freed or allocated, so it cannot run out of memory).
+ * @st: may be NULL (then the clock is not read).
  * Return: as iom_iommu_migrate(); -EBUSY if a range overlaps one another
  * migration is moving. On error nothing changed.
  */

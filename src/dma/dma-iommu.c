@@ -295,7 +295,8 @@ static void free_buffer_pages(struct __iommu_buffer *ib)
 	for (unsigned long i = 0; i < ib->nr_pages; i++) {
 		struct iom_page *page = ib->pages[i];
 
-		if (!page || iom_PageTail(page))
+		/* a block once, by its head (freeing it unmakes its tails) */
+		if (!page || ib->sub[i])
 			continue;
 		iom___free_pages(m, page, iom_compound_order(page));
 	}

@@ -1882,6 +1882,20 @@ static int migrate_stopped(struct iom_iommu_domain *d, struct mig_rec *rec,
 	size_t j;
 	int ret = 0;
 
+	if (rec->mode == IOM_IOMMU_MIGRATE_PER_PAGE) {
+		/*
+		 * Only this record's ranges are blocked, and no transaction is
+		 * in them: copy, then switch each leaf in place (no table page
+		 * freed or allocated, so this cannot fail), and invalidate
+		 * before the ranges open again.
+		 */
+		for (i = 0; i < rec->nr; i++)
+			copy(priv, i, 0, rec->r[i].size);
+		for (j = 0; j < rec->nr_leaves; j++)
+			pte_switch(d, &rec->leaves[j], true);
+		rec_inv_and_wait(d, rec);
+		return 0;
+	}
 	iom_iommu_iotlb_gather_init(&g);
 	for (i = 0; i < rec->nr; i++)
 		iom_io_pgtable_unmap(d->pgtbl, rec->r[i].iova, rec->r[i].size, &g);
@@ -1925,12 +1939,12 @@ static int migrate_stopped(struct iom_iommu_domain *d, struct mig_rec *rec,
  */
 static int migrate_nonblock(struct iom_iommu_domain *d, struct mig_rec *rec,
 			    iom_iommu_copy_range_t copy, void *priv,
-			    struct iom_iommu_migrate_stats *st)
+			    struct iom_iommu_migrate_stats *st, bool timed)
 {
 	size_t i;
 	unsigned int round;
 	bool any;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = 0;
 
 	/* 1-2: clean and fault-on-write, then nobody writes through the old ones */
 	for (i = 0; i < rec->nr_leaves; i++) {
@@ -1976,7 +1990,8 @@ static int migrate_nonblock(struct iom_iommu_domain *d, struct mig_rec *rec,
 		}
 		if (!any || round >= IOM_IOMMU_MIGRATE_MAX_ROUNDS) {
 			/* the final stop: from now on writes wait */
-			t0 = now_ns();
+			if (timed)
+				t0 = now_ns();
 			atomic_store(&rec->state, MIG_FINAL);
 			mig_kick(d);
 		}
@@ -1999,7 +2014,8 @@ static int migrate_nonblock(struct iom_iommu_domain *d, struct mig_rec *rec,
 	for (i = 0; i < rec->nr_leaves; i++)
 		pte_switch(d, &rec->leaves[i], true);
 	rec_inv_and_wait(d, rec);
-	st->stop_ns = now_ns() - t0;
+	if (timed)
+		st->stop_ns = now_ns() - t0;
 	st->write_faults = atomic_load(&rec->write_faults);
 	return 0;
 }
@@ -2011,8 +2027,9 @@ int iom_iommu_migrate_ranges(struct iom_iommu_domain *d,
 			     struct iom_iommu_migrate_stats *st)
 {
 	struct iom_iommu_migrate_stats local;
+	bool timed = st != NULL;	/* the clock is read only when asked */
 	struct mig_rec rec;
-	uint64_t t0;
+	uint64_t t0 = 0;
 	int ret;
 
 	if (!st)
@@ -2071,9 +2088,10 @@ int iom_iommu_migrate_ranges(struct iom_iommu_domain *d,
 		pthread_mutex_unlock(&d->mig_lock);
 	}
 
-	t0 = now_ns();
+	if (timed)
+		t0 = now_ns();
 	if (mode == IOM_IOMMU_MIGRATE_NONBLOCK) {
-		ret = migrate_nonblock(d, &rec, copy, priv, st);
+		ret = migrate_nonblock(d, &rec, copy, priv, st, timed);
 	} else {
 		if (mode == IOM_IOMMU_MIGRATE_PER_PAGE)
 			domain_wait_inflight(d);	/* nobody in the ranges now */
@@ -2081,7 +2099,7 @@ int iom_iommu_migrate_ranges(struct iom_iommu_domain *d,
 		st->rounds = 1;
 	}
 	rec_remove(d, &rec);
-	if (mode != IOM_IOMMU_MIGRATE_NONBLOCK)
+	if (mode != IOM_IOMMU_MIGRATE_NONBLOCK && timed)
 		st->stop_ns = now_ns() - t0;
 out_unblock:
 	if (mode == IOM_IOMMU_MIGRATE_BLOCK)
