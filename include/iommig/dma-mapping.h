@@ -17,7 +17,8 @@
  *
  * Coherent buffers come in two kinds, chosen per device (or for the whole
  * machine by its config):
- *   - movable (seed 000): order-0 movable pages inserted into an IOMAP, so
+ *   - movable (seed 000): movable pages (order 0 unless the device asks
+ *     for higher-order ones) inserted into an IOMAP, so
  *     compaction, CMA and migrate_pages move them; migration runs
  *     MM -> IOMAP -> DMA -> IOMMU (iommu_migrate) and back;
  *   - legacy (the 2013 kernel): pages of order 4 down to 0 from the buddy
@@ -72,7 +73,7 @@ enum iom_dma_data_direction {
 /** Which pages back a device's coherent buffers. */
 enum iom_dma_alloc_mode {
 	IOM_DMA_ALLOC_DEFAULT,	/* the machine's (movable unless its config says legacy) */
-	IOM_DMA_ALLOC_MOVABLE,	/* seed 000: order-0 movable pages in an IOMAP */
+	IOM_DMA_ALLOC_MOVABLE,	/* seed 000: movable pages in an IOMAP */
 	IOM_DMA_ALLOC_LEGACY,	/* 2013: orders 4..0, unmovable */
 };
 
@@ -128,14 +129,20 @@ IOM_API int iom_dma_set_alloc_mode(struct iom_device *dev, enum iom_dma_alloc_mo
  */
 IOM_API int iom_dma_set_page_order(struct iom_device *dev, unsigned int order);
 
-/** iom_dma_set_migrate_mode() - how @dev's movable pages migrate. Return: 0; -EINVAL. */
+/**
+ * iom_dma_set_migrate_mode() - how the movable pages of @dev's later
+ * buffers migrate (a buffer keeps the mode it was allocated with).
+ * Return: 0; -EINVAL.
+ */
 IOM_API int iom_dma_set_migrate_mode(struct iom_device *dev, enum iom_dma_migrate_mode mode);
 
 /**
  * iom_dma_set_mask() / iom_dma_set_coherent_mask() /
  * iom_dma_set_mask_and_coherent() - the addresses @dev can put on the bus
  * (default 32 bits, as the kernel's). IOVAs are allocated below the mask.
- * Return: 0; -EIO for a mask below 4 KiB... (dma_supported() fails), -EINVAL.
+ * Return: 0; -EIO for a mask below IOM_DMA_BIT_MASK(13): no page fits
+ * above IOVA 0, which is never handed out (dma_supported() fails);
+ * -EINVAL.
  */
 IOM_API int iom_dma_set_mask(struct iom_device *dev, uint64_t mask);
 IOM_API int iom_dma_set_coherent_mask(struct iom_device *dev, uint64_t mask);
@@ -180,8 +187,10 @@ IOM_API int iom_dma_free_coherent(struct iom_device *dev, size_t size,
 /**
  * iom_dma_vmap_read() / iom_dma_vmap_write() - the CPU reads or writes
  * @len bytes at @offset of a coherent buffer through its kernel mapping
- * (the seed's VMALLOC area). A page being migrated is waited for (its
- * lock), so no access is lost or lands in a page that is leaving.
+ * (the seed's VMALLOC area). A page being migrated is waited for (as a
+ * kernel PTE's migration entry would make the CPU wait; no page
+ * reference or lock is taken), so no access is lost or lands in a page
+ * that is leaving.
  * Return: 0; -EINVAL (not a buffer of @dev, out of range, or allocated
  * with IOM_DMA_ATTR_NO_KERNEL_MAPPING).
  */

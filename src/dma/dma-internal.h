@@ -74,7 +74,8 @@ struct dma_share {
  * the device, the IOVA and the pages by index. Each page's ->private
  * points back to the buffer (PG_private pages keep ->private across
  * migration), which is how the IOMAP's client callback finds it.
- * @pages:   movable: pages[i] is the page at IOMAP index i, changed only
+ * @pages:   movable: pages[i] is the page at IOMAP index index_base + i
+ *           (for a compound page: its subpage sub[i]), changed only
  *           under that page's lock (by the migration that replaces it);
  *           legacy: every 4 KiB page of the order-4..0 blocks.
  * @users:   vmap accessors and lookups in progress; the free waits.

@@ -3,15 +3,18 @@
  * The DMA API's IOMMU backend: drivers/iommu/dma-iommu.c (iommu_dma_alloc,
  * iommu_dma_free, iommu_dma_map_page/unmap_page, iommu_dma_map_sg/
  * unmap_sg) with seed 000's changes to arch/arm/mm/dma-mapping.c: a
- * coherent buffer is a struct __iommu_buffer whose order-0 movable pages
- * sit in an IOMAP, and __iommu_migratepagecopy() moves the device's view
- * of a page with iommu_migrate() and a copy callback (__iommu_cb).
+ * coherent buffer is a struct __iommu_buffer whose movable pages (order 0,
+ * or compound pages of the order the device asked for) sit in an IOMAP,
+ * and __iommu_migratepagecopy() moves the device's view of a page with
+ * iommu_migrate() and a copy callback (__iommu_cb).
  *
  * Simplified: the machine is cache-coherent, so the cache maintenance of
  * __iommu_cb and of the sync calls has nothing to do; the CPU view (the
  * seed's VMALLOC mapping) is reached through iom_dma_vmap_read/write(),
- * which lock each page as a migration does, instead of through kernel page
- * tables; map_sg gives every entry its own DMA segment (no merging).
+ * which wait while a page migrates (struct dma_vmap_page: the migration
+ * entry of a kernel PTE, without page references), instead of through
+ * kernel page tables; map_sg gives every entry its own DMA segment (no
+ * merging).
  *
  * The migration path (docs/migration-path.md): MM migrate_pages ->
  * a_ops->migratepage (iomap) -> migrate_page -> move_mapping ->

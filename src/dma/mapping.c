@@ -85,6 +85,15 @@ struct __iommu_buffer *dma_buffer_get(struct iom_device *dev, void *cpu_addr)
 	return ib;
 }
 
+/* Is @ib still a live buffer of its device (not being freed)? st->lock held. */
+static bool buffer_live(struct dma_dev_state *st, struct __iommu_buffer *ib)
+{
+	struct __iommu_buffer *found = NULL;
+
+	HASH_FIND_PTR(st->buffers, &ib->cpu_addr, found);
+	return found == ib;
+}
+
 void dma_buffer_put(struct __iommu_buffer *ib)
 {
 	atomic_fetch_sub_explicit(&ib->users, 1, memory_order_release);
@@ -310,11 +319,18 @@ int iom_dma_mmap(struct iom_device *dev, struct iom_mm *mm, void *cpu_addr,
 	else if (ib->legacy || ib->compound)
 		ret = -ENXIO;
 	else {
-		/* under the state lock: the free checks the file under it */
+		/*
+		 * Under the state lock, where the free checks that nothing
+		 * maps the buffer and takes it out of the table: a buffer
+		 * already on its way out is not mapped.
+		 */
 		pthread_mutex_lock(&st->lock);
-		ret = iom_iomap_mmap(ib->iomapp, mm, 0,
-				     (size + IOM_PAGE_SIZE - 1) & ~(IOM_PAGE_SIZE - 1),
-				     ib->index_base, prot, addrp);
+		if (!buffer_live(st, ib))
+			ret = -EINVAL;
+		else
+			ret = iom_iomap_mmap(ib->iomapp, mm, 0,
+					     (size + IOM_PAGE_SIZE - 1) & ~(IOM_PAGE_SIZE - 1),
+					     ib->index_base, prot, addrp);
 		pthread_mutex_unlock(&st->lock);
 	}
 	dma_buffer_put(ib);
@@ -325,6 +341,7 @@ int iom_dma_buffer_attach(struct iom_device *dev, void *cpu_addr,
 			  struct iom_device *other, iom_dma_addr_t *handle)
 {
 	struct __iommu_buffer *ib;
+	struct dma_dev_state *st;
 	int ret;
 
 	if (!dev || !other || !handle ||
@@ -333,7 +350,11 @@ int iom_dma_buffer_attach(struct iom_device *dev, void *cpu_addr,
 	ib = dma_buffer_get(dev, cpu_addr);
 	if (!ib)
 		return -EINVAL;
-	ret = iommu_dma_attach(ib, other, handle);
+	/* as for mmap: the free checks the shares under the state lock */
+	st = dma_dev_state(dev);
+	pthread_mutex_lock(&st->lock);
+	ret = buffer_live(st, ib) ? iommu_dma_attach(ib, other, handle) : -EINVAL;
+	pthread_mutex_unlock(&st->lock);
 	dma_buffer_put(ib);
 	return ret;
 }

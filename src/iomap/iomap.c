@@ -200,16 +200,22 @@ int iom_iomap_mmap(struct iom_iomap *iomap, struct iom_mm *mm, uint64_t addr,
 	iom_rcu_read_unlock();
 	if (i < nr)
 		return -ENOENT;
-	if (!iomap->file) {
-		ret = iom_inode_create_for_mapping(&iomap->mapping, IOMAP_FILE_SIZE,
-						   &iomap->file);
+	if (!__atomic_load_n(&iomap->file, __ATOMIC_ACQUIRE)) {
+		struct iom_inode *file, *none = NULL;
+
+		ret = iom_inode_create_for_mapping(&iomap->mapping, IOMAP_FILE_SIZE, &file);
 		if (ret)
 			return ret;
+		/* two mappers of one IOMAP (devices of a domain): one file */
+		if (!__atomic_compare_exchange_n(&iomap->file, &none, file, false,
+						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			iom_inode_destroy(file);
 	}
 	if (addr)
 		flags |= IOM_MAP_FIXED;
 	/* vm_insert_page() for each page: populate now */
-	return iom_mmap(mm, addr, len, prot, flags | IOM_MAP_POPULATE, iomap->file,
+	return iom_mmap(mm, addr, len, prot, flags | IOM_MAP_POPULATE,
+			__atomic_load_n(&iomap->file, __ATOMIC_ACQUIRE),
 			(uint64_t)pgoff << IOM_PAGE_SHIFT, addrp);
 }
 

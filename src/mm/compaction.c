@@ -43,8 +43,10 @@
  *   - compact_finished(): any free block of the order on a non-isolated
  *     list counts as success (the kernel asks for the requested
  *     migratetype's list, or one it could steal from);
- *   - order-0 pages only: LRU pages, and non-LRU movable pages through
- *     iom_isolate_movable_page(); compound LRU pages (IOMAP's) move whole; a page with more references than
+ *   - what the migration scanner takes: LRU pages, non-LRU movable pages
+ *     through iom_isolate_movable_page(), and compound LRU pages (IOMAP's
+ *     higher-order DMA pages), which move whole to a target of their
+ *     order (compaction_alloc_compound()); a page with more references than
  *     mappings + page cache + the scanner's own is taken as pinned and
  *     skipped (the kernel skips only page_maybe_dma_pinned() pages early
  *     and lets migration fail on the others);
