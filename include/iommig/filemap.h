@@ -31,6 +31,7 @@ extern "C" {
 
 struct iom_address_space;
 struct iom_inode;
+struct iom_migrate_batch;
 
 /*
  * Storage for a pthread_rwlock_t, so this header needs no POSIX feature
@@ -56,6 +57,13 @@ struct iom_rw_semaphore {
  * @set_page_dirty:  mark @page dirty; return true if it was clean.
  * @releasepage:     drop the owner's private state so @page can be freed;
  *                   return true if released.
+ * @migrate_batch_add: libiommig's extension for batches (the device-side
+ *                   analogue of the batch's one TLB flush): once every
+ *                   page of a migrate_pages() batch is unmapped and has
+ *                   its target, the MM offers each page of this mapping,
+ *                   with its target, before the first is moved; the owner
+ *                   may join the batch (iom_migrate_batch_client()) to
+ *                   prepare them all at once. Both pages locked.
  * @isolate_page:    take a non-LRU movable page off its owner's lists for
  *                   migration; true on success.
  * @putback_page:    undo @isolate_page.
@@ -68,6 +76,9 @@ struct iom_address_space_operations {
 				struct iom_page *newpage, struct iom_page *page);
 	bool (*set_page_dirty)(struct iom_page *page);
 	bool (*releasepage)(struct iom_page *page, iom_gfp_t gfp);
+	void (*migrate_batch_add)(struct iom_address_space *mapping,
+				  struct iom_page *newpage, struct iom_page *page,
+				  struct iom_migrate_batch *batch);
 	bool (*isolate_page)(struct iom_page *page, int mode);
 	void (*putback_page)(struct iom_page *page);
 };

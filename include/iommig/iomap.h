@@ -51,6 +51,8 @@ struct iom_iomap;
  *                   iomap_migratepage() before migrate_page(), e.g. to
  *                   block the IOMMU domain. Return: 0 or -errno (the
  *                   migration of this page fails with it).
+ * @migrate_batch_add: optional: a_ops->migrate_batch_add for the IOMAP's
+ *                   pages (join the MM's batch, <iommig/migrate.h>).
  * @migrate_end:     optional: called after migrate_page() with its result
  *                   when @migrate_begin returned 0 (unblock). On success
  *                   the client's page->private has moved to @newpage.
@@ -61,6 +63,8 @@ struct iom_iomap_client_ops {
 	int (*migrate_begin)(struct iom_iomap *iomap, struct iom_page *page);
 	void (*migrate_end)(struct iom_iomap *iomap, struct iom_page *newpage,
 			    struct iom_page *page, int rc);
+	void (*migrate_batch_add)(struct iom_iomap *iomap, struct iom_page *newpage,
+				  struct iom_page *page, struct iom_migrate_batch *batch);
 };
 
 /**

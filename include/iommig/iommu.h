@@ -59,6 +59,7 @@ extern "C" {
 struct iom_iommu;
 struct iom_iommu_domain;
 struct iom_device;
+struct iom_iommu_migrate_batch;
 
 /* ---- the IOMMU unit ------------------------------------------------------ */
 
@@ -537,6 +538,33 @@ IOM_API int iom_iommu_migrate_ranges(struct iom_iommu_domain *domain,
 				     enum iom_iommu_migrate_mode mode,
 				     iom_iommu_copy_range_t copy, void *priv,
 				     struct iom_iommu_migrate_stats *st);
+
+/**
+ * iom_iommu_migrate_batch_begin() - IOM_IOMMU_MIGRATE_PER_PAGE in three
+ * steps, for a caller that copies range by range between its own steps
+ * (the DMA layer inside one MM migration batch): block the @nr ranges
+ * (transactions that touch one wait; the rest of the domain runs) and wait
+ * once for those in flight. The caller then copies each range's content
+ * to its new pages and calls iom_iommu_migrate_batch_switch(), and at
+ * last iom_iommu_migrate_batch_end(): one invalidation for the batch, the
+ * ranges open. A range never switched keeps its old pages.
+ * Return: 0 and *@out; -EINVAL (bad arguments, a range as for
+ * iom_iommu_migrate()), -ENOENT (a hole), -EBUSY (a range another
+ * migration is moving), -ENOMEM. On error nothing changed.
+ */
+IOM_API int iom_iommu_migrate_batch_begin(struct iom_iommu_domain *domain,
+					  const struct iom_iommu_migrate_range *r,
+					  unsigned int nr,
+					  struct iom_iommu_migrate_batch **out);
+/**
+ * iom_iommu_migrate_batch_switch() - point range @idx of the batch at its
+ * new pages (in place; cannot fail for want of memory).
+ * Return: 0; -EINVAL (no such range, or switched already).
+ */
+IOM_API int iom_iommu_migrate_batch_switch(struct iom_iommu_migrate_batch *b,
+					   unsigned int idx);
+/** iom_iommu_migrate_batch_end() - invalidate once, open the ranges, free @b. */
+IOM_API void iom_iommu_migrate_batch_end(struct iom_iommu_migrate_batch *b);
 
 /* ---- the DMA API's IOVA and flush queue (dma-iommu.c) -------------------- */
 

@@ -52,6 +52,32 @@ typedef struct iom_page *(*iom_new_page_t)(struct iom_page *page,
 typedef void (*iom_free_page_t)(struct iom_page *page, unsigned long private);
 
 /**
+ * struct iom_migrate_batch_ops - a page owner's part in one migrate_pages()
+ * batch (see a_ops->migrate_batch_add in <iommig/filemap.h>).
+ * @prepared: every page of the batch was offered; none is moved yet.
+ * @end:      every page was moved or given up (those given up are still
+ *            locked and not yet restored); free @priv here.
+ */
+struct iom_migrate_batch_ops {
+	void (*prepared)(void *priv);
+	void (*end)(void *priv);
+};
+
+/* Owners one batch can hold. */
+#define IOM_MIGRATE_BATCH_CLIENTS	4
+
+/**
+ * iom_migrate_batch_client() - from a_ops->migrate_batch_add: the caller's
+ * state in @batch, made by @make(@arg) on its first call for @ops.
+ * Return: the state; NULL if @make failed or @batch holds
+ * IOM_MIGRATE_BATCH_CLIENTS owners already (then the page is migrated
+ * alone, as without batching).
+ */
+IOM_API void *iom_migrate_batch_client(struct iom_migrate_batch *batch,
+				       const struct iom_migrate_batch_ops *ops,
+				       void *(*make)(void *arg), void *arg);
+
+/**
  * iom_migrate_pages() - migrate_pages(): migrate every page on @from.
  * @m:            the machine.
  * @from:         isolated pages linked through page->lru, each holding the

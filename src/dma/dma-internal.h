@@ -48,6 +48,9 @@ struct dma_dev_state {
 struct dma_vmap_page {
 	_Atomic unsigned int migrating;
 	_Atomic unsigned int inflight;
+	/* the MM batch this page is in (dma-iommu.c), the migrating thread's */
+	struct dma_batch_group *bgroup;
+	unsigned int bidx;
 };
 
 /*

@@ -29,6 +29,7 @@
 
 #include <iommig/dma-mapping.h>
 #include <iommig/iomap.h>
+#include <iommig/migrate.h>
 #include <iommig/iova.h>
 
 #include "../core/debug.h"
@@ -57,8 +58,31 @@ static struct iom_machine *ib_machine(const struct __iommu_buffer *ib)
  * calls level k + 1 from its copy callback, so the copy runs while every
  * domain keeps its devices off the page.
  */
+/*
+ * Batched migration (PER_PAGE mode inside one MM batch): the pages of a
+ * batch that belong to one domain are blocked together when the MM says
+ * the batch is prepared (one wait), each is copied and switched when the
+ * MM moves it, and one invalidation opens them all when the batch ends.
+ */
+#define DMA_BATCH_GROUPS	8
+
+struct dma_batch_group {
+	struct iom_iommu_domain *domain;
+	struct iom_iommu_migrate_batch *iob;	/* NULL: each page alone */
+	unsigned int nr, cap;
+	struct iom_iommu_migrate_range *r;
+	struct dma_vmap_page **vp;
+};
+
+struct dma_batch {
+	unsigned int nr;
+	struct dma_batch_group g[DMA_BATCH_GROUPS];
+};
+
 struct page_migration {
 	struct iom_machine *m;
+	struct dma_batch_group *bgroup;	/* the owner's domain is blocked by it */
+	unsigned int bidx;
 	struct iom_page *to, *from;
 	size_t size;			/* the page's bytes (compound: all) */
 	unsigned int nr;		/* domains */
@@ -82,6 +106,7 @@ static void page_copy(struct page_migration *pm, size_t off, size_t len)
 }
 
 static void migrate_level(struct page_migration *pm);
+static void migrate_level_alone(struct page_migration *pm, unsigned int k);
 
 static void __iommu_cb(void *cookie)
 {
@@ -106,7 +131,25 @@ static void __iommu_copy_range(void *priv, unsigned int idx, size_t off, size_t 
 }
 
 /*
- * Migrate domain pm->level. The IOMMU step can fail for lack of memory
+ * Migrate domain pm->level: the owner's through the MM batch's blocked
+ * ranges when the page is in one, else on its own.
+ */
+static void migrate_level(struct page_migration *pm)
+{
+	unsigned int k = pm->level++;
+
+	if (k == 0 && pm->bgroup) {
+		/* blocked since the batch was prepared: copy (or go on), switch */
+		__iommu_cb(pm);
+		iom_iommu_migrate_batch_switch(pm->bgroup->iob, pm->bidx);
+		pm->level = k;
+		return;
+	}
+	migrate_level_alone(pm, k);
+}
+
+/*
+ * Migrate domain @k on its own. The IOMMU step can fail for lack of memory
  * for a page table (the table the unmap emptied is normally kept as a
  * spare); the old translation is then back in place, and the MM cannot
  * undo the move of the mapping any more: retry until it succeeds,
@@ -114,9 +157,8 @@ static void __iommu_copy_range(void *priv, unsigned int idx, size_t off, size_t 
  * was unmapped behind the DMA API's back): no device can reach the page
  * through it, go on as if it had worked.
  */
-static void migrate_level(struct page_migration *pm)
+static void migrate_level_alone(struct page_migration *pm, unsigned int k)
 {
-	unsigned int k = pm->level++;
 	struct iom_iommu_migrate_range r = {
 		.iova = pm->t[k].iova,
 		.paddr = iom_page_to_phys(pm->m, pm->to),
@@ -178,6 +220,12 @@ static void __iommu_migratepagecopy(struct iom_iomap *iomap, struct iom_page *to
 		while (atomic_load(&vp[j].inflight))
 			sched_yield();
 
+	/* a page of a prepared MM batch: the batch blocks its range */
+	if (vp->bgroup && vp->bgroup->iob) {
+		pm.bgroup = vp->bgroup;
+		pm.bidx = vp->bidx;
+	}
+	vp->bgroup = NULL;
 	pthread_rwlock_rdlock(&ib->share_lock);
 	pm.t[0].domain = ib->domain;
 	pm.t[0].iova = ib->dma_addr + (index << IOM_PAGE_SHIFT);
@@ -233,10 +281,109 @@ static void __iommu_migrate_end(struct iom_iomap *iomap, struct iom_page *newpag
 		iom_iommu_unblock(ib->domain);
 }
 
+/* ---- batched migration ------------------------------------------------- */
+
+static void *dma_batch_make(void *arg)
+{
+	(void)arg;
+	return calloc(1, sizeof(struct dma_batch));
+}
+
+/* The MM's batch is prepared: block each domain's pages at once. */
+static void dma_batch_prepared(void *priv)
+{
+	struct dma_batch *b = priv;
+
+	for (unsigned int i = 0; i < b->nr; i++) {
+		struct dma_batch_group *g = &b->g[i];
+
+		if (iom_iommu_migrate_batch_begin(g->domain, g->r, g->nr, &g->iob)) {
+			g->iob = NULL;	/* each page migrates alone */
+			for (unsigned int j = 0; j < g->nr; j++)
+				g->vp[j]->bgroup = NULL;
+		}
+	}
+}
+
+/* Every page moved or given up (those still locked): one invalidation. */
+static void dma_batch_end(void *priv)
+{
+	struct dma_batch *b = priv;
+
+	for (unsigned int i = 0; i < b->nr; i++) {
+		struct dma_batch_group *g = &b->g[i];
+
+		for (unsigned int j = 0; j < g->nr; j++)
+			g->vp[j]->bgroup = NULL;	/* pages not moved */
+		iom_iommu_migrate_batch_end(g->iob);
+		free(g->r);
+		free(g->vp);
+	}
+	free(b);
+}
+
+static const struct iom_migrate_batch_ops dma_batch_ops = {
+	.prepared = dma_batch_prepared,
+	.end = dma_batch_end,
+};
+
+/*
+ * a_ops->migrate_batch_add through IOMAP: a page in PER_PAGE mode joins
+ * its domain's group; the other modes keep their own protocol per page.
+ */
+static void __iommu_migrate_batch_add(struct iom_iomap *iomap, struct iom_page *newpage,
+				      struct iom_page *page, struct iom_migrate_batch *batch)
+{
+	struct __iommu_buffer *ib = page_iobuf(page);
+	unsigned long index;
+	struct dma_batch *b;
+	struct dma_batch_group *g = NULL;
+
+	(void)iomap;
+	if (!ib || ib->migrate_mode != IOM_DMA_MIGRATE_PER_PAGE)
+		return;
+	b = iom_migrate_batch_client(batch, &dma_batch_ops, dma_batch_make, NULL);
+	if (!b)
+		return;
+	for (unsigned int i = 0; i < b->nr && !g; i++)
+		if (b->g[i].domain == ib->domain)
+			g = &b->g[i];
+	if (!g) {
+		if (b->nr == DMA_BATCH_GROUPS)
+			return;
+		g = &b->g[b->nr++];
+		g->domain = ib->domain;
+	}
+	if (g->nr == g->cap) {
+		unsigned int cap = g->cap ? 2 * g->cap : 64;
+		struct iom_iommu_migrate_range *r = realloc(g->r, cap * sizeof(*r));
+		struct dma_vmap_page **vp;
+
+		if (!r)
+			return;
+		g->r = r;
+		vp = realloc(g->vp, cap * sizeof(*vp));
+		if (!vp)
+			return;
+		g->vp = vp;
+		g->cap = cap;
+	}
+	index = page->index - ib->index_base;
+	g->r[g->nr] = (struct iom_iommu_migrate_range){
+		.iova = ib->dma_addr + (index << IOM_PAGE_SHIFT),
+		.paddr = iom_page_to_phys(ib_machine(ib), newpage),
+		.size = IOM_PAGE_SIZE << iom_compound_order(page),
+	};
+	g->vp[g->nr] = &ib->vmap[index];
+	ib->vmap[index].bgroup = g;
+	ib->vmap[index].bidx = g->nr++;
+}
+
 static const struct iom_iomap_client_ops iommu_iomap_cops = {
 	.migratepagecopy = __iommu_migratepagecopy,
 	.migrate_begin = __iommu_migrate_begin,
 	.migrate_end = __iommu_migrate_end,
+	.migrate_batch_add = __iommu_migrate_batch_add,
 };
 
 /* ---- the per-domain IOMAP ----------------------------------------------- */

@@ -395,13 +395,15 @@ struct iom_page *iom_dma_buffer_page(struct iom_device *dev, void *cpu_addr,
 			page = ib->pages[idx];
 			iom_get_page(iom_device_machine(dev), page);	/* its block's */
 		} else {
-			/* the IOMAP holds a compound page at its first index */
-			page = iom_iomap_find_lock_page(ib->iomapp,
-							ib->index_base + idx - ib->sub[idx]);
-			if (page) {
-				iom_unlock_page(page);
+			/*
+			 * The IOMAP holds a compound page at its first index.
+			 * The speculative lookup takes a reference on the page
+			 * the slot holds now, retrying across a migration.
+			 */
+			page = iom_find_get_page(&ib->iomapp->mapping,
+						 ib->index_base + idx - ib->sub[idx]);
+			if (page)
 				page += ib->sub[idx];	/* the reference is the head's */
-			}
 		}
 	}
 	dma_buffer_put(ib);

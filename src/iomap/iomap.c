@@ -65,6 +65,17 @@ static void iomap_migratepagecopy(struct iom_address_space *mapping,
 	iomap->cops->migratepagecopy(iomap, newpage, page);
 }
 
+/* Offer a page of a migrate_pages() batch to the client. */
+static void iomap_migrate_batch_add(struct iom_address_space *mapping,
+				    struct iom_page *newpage, struct iom_page *page,
+				    struct iom_migrate_batch *batch)
+{
+	struct iom_iomap *iomap = to_iomap(mapping);
+
+	if (iomap->cops->migrate_batch_add)
+		iomap->cops->migrate_batch_add(iomap, newpage, page, batch);
+}
+
 /* The seed's dummies: DMA pages are never written back... */
 static bool iomap_set_page_dirty(struct iom_page *page)
 {
@@ -85,6 +96,7 @@ static const struct iom_address_space_operations iomap_aops = {
 	.migratepagecopy = iomap_migratepagecopy,
 	.set_page_dirty = iomap_set_page_dirty,
 	.releasepage = iomap_releasepage,
+	.migrate_batch_add = iomap_migrate_batch_add,
 };
 
 int iom_iomap_create(struct iom_machine *m, struct iom_iomap *iomap,

@@ -2108,6 +2108,98 @@ out_unblock:
 	return ret;
 }
 
+/*
+ * A PER_PAGE migration split in three for a caller that copies page by page
+ * between its own steps (the DMA layer inside one MM migration batch):
+ * begin blocks every range and waits for the transactions in them (one
+ * wait for the batch), switch points one range's leaves at its new pages
+ * after the caller copied it, end invalidates once and opens the ranges.
+ */
+struct iom_iommu_migrate_batch {
+	struct iom_iommu_domain *d;
+	struct mig_rec rec;
+	bool *switched;			/* per range */
+	size_t *first_leaf;		/* per range: its leaves are in a row */
+	unsigned int nr_switched;
+	struct iom_iommu_migrate_range r[];
+};
+
+int iom_iommu_migrate_batch_begin(struct iom_iommu_domain *d,
+				  const struct iom_iommu_migrate_range *r, unsigned int nr,
+				  struct iom_iommu_migrate_batch **out)
+{
+	struct iom_iommu_migrate_batch *b;
+	int ret;
+
+	if (!d || !r || !nr || !out || nr > (1U << 20))
+		return -EINVAL;
+	b = calloc(1, sizeof(*b) + nr * sizeof(b->r[0]));
+	if (!b)
+		return -ENOMEM;
+	b->switched = calloc(nr, sizeof(*b->switched));
+	b->first_leaf = calloc(nr, sizeof(*b->first_leaf));
+	if (!b->switched || !b->first_leaf) {
+		free(b->switched);
+		free(b->first_leaf);
+		free(b);
+		return -ENOMEM;
+	}
+	memcpy(b->r, r, nr * sizeof(*r));
+	b->d = d;
+	b->rec.mode = IOM_IOMMU_MIGRATE_PER_PAGE;
+	b->rec.r = b->r;
+	b->rec.nr = nr;
+	ret = build_leaves(d, &b->rec);
+	if (!ret) {
+		for (size_t j = b->rec.nr_leaves; j-- > 0;)
+			b->first_leaf[b->rec.leaves[j].range] = j;
+		pthread_mutex_lock(&d->mig_lock);
+		if (rec_overlaps(d, &b->rec)) {
+			ret = -EBUSY;
+		} else {
+			rec_add(d, &b->rec, MIG_BLOCKED);
+			atomic_fetch_add(&d->nr_blocked_ranges, 1);
+		}
+		pthread_mutex_unlock(&d->mig_lock);
+	}
+	if (ret) {
+		free(b->rec.leaves);
+		free(b->switched);
+		free(b->first_leaf);
+		free(b);
+		return ret;
+	}
+	domain_wait_inflight(d);	/* nobody in the ranges now */
+	*out = b;
+	return 0;
+}
+
+int iom_iommu_migrate_batch_switch(struct iom_iommu_migrate_batch *b, unsigned int idx)
+{
+	if (!b || idx >= b->rec.nr || b->switched[idx])
+		return -EINVAL;
+	for (size_t j = b->first_leaf[idx];
+	     j < b->rec.nr_leaves && b->rec.leaves[j].range == idx; j++)
+		pte_switch(b->d, &b->rec.leaves[j], true);
+	b->switched[idx] = true;
+	b->nr_switched++;
+	return 0;
+}
+
+void iom_iommu_migrate_batch_end(struct iom_iommu_migrate_batch *b)
+{
+	if (!b)
+		return;
+	/* the old translations may be cached: drop them before the ranges open */
+	if (b->nr_switched)
+		rec_inv_and_wait(b->d, &b->rec);
+	rec_remove(b->d, &b->rec);
+	free(b->rec.leaves);
+	free(b->switched);
+	free(b->first_leaf);
+	free(b);
+}
+
 struct seed_cb {
 	void (*copy_cb)(void *);
 	void *cb_priv;

@@ -675,6 +675,63 @@ struct migrate_pages_stats {
 	unsigned int nr_failed;
 };
 
+/* The owners that joined one batch (a_ops->migrate_batch_add). */
+struct iom_migrate_batch {
+	struct {
+		const struct iom_migrate_batch_ops *ops;
+		void *priv;
+	} c[IOM_MIGRATE_BATCH_CLIENTS];
+	unsigned int nr;
+};
+
+void *iom_migrate_batch_client(struct iom_migrate_batch *batch,
+			       const struct iom_migrate_batch_ops *ops,
+			       void *(*make)(void *arg), void *arg)
+{
+	unsigned int i;
+
+	if (!batch || !ops || !make)
+		return NULL;
+	for (i = 0; i < batch->nr; i++)
+		if (batch->c[i].ops == ops)
+			return batch->c[i].priv;
+	if (batch->nr == IOM_MIGRATE_BATCH_CLIENTS)
+		return NULL;
+	batch->c[i].priv = make(arg);
+	if (!batch->c[i].priv)
+		return NULL;
+	batch->c[i].ops = ops;
+	batch->nr++;
+	return batch->c[i].priv;
+}
+
+/* Offer every unmapped page to its owner, then tell the owners. */
+static void migrate_batch_prepare(struct iom_migrate_batch *batch,
+				  struct iom_list_head *unmap_pages,
+				  struct iom_list_head *dst_pages)
+{
+	struct iom_list_head *pos, *dpos = dst_pages->next;
+
+	for (pos = unmap_pages->next; pos != unmap_pages; pos = pos->next, dpos = dpos->next) {
+		struct iom_page *page = list_entry(pos, struct iom_page, lru);
+		struct iom_address_space *mapping = page_file_mapping(page);
+
+		if (mapping && mapping->a_ops && mapping->a_ops->migrate_batch_add)
+			mapping->a_ops->migrate_batch_add(mapping,
+							  list_entry(dpos, struct iom_page, lru),
+							  page, batch);
+	}
+	for (unsigned int i = 0; i < batch->nr; i++)
+		batch->c[i].ops->prepared(batch->c[i].priv);
+}
+
+static void migrate_batch_end(struct iom_migrate_batch *batch)
+{
+	for (unsigned int i = 0; i < batch->nr; i++)
+		batch->c[i].ops->end(batch->c[i].priv);
+	batch->nr = 0;
+}
+
 /*
  * migrate_pages_batch(): the 6.3 batch. Unmap every page of @from (up to
  * @nr_pass passes for -EAGAIN), issue the one deferred TLB flush, then move
@@ -692,6 +749,7 @@ static int migrate_pages_batch(struct iom_machine *m, struct iom_list_head *from
 {
 	struct iom_list_head unmap_pages, dst_pages;
 	struct iom_list_head *pos, *n, *dpos, *dn;
+	struct iom_migrate_batch batch = { .nr = 0 };
 	int retry = 1, nr_failed = 0, pass, rc, rc_saved = 0;
 
 	INIT_LIST_HEAD(&unmap_pages);
@@ -739,6 +797,8 @@ static int migrate_pages_batch(struct iom_machine *m, struct iom_list_head *from
 move:
 	/* One flush for every PTE the batch cleared. */
 	try_to_unmap_flush();
+	/* and the owners' device-side preparation, once for the batch */
+	migrate_batch_prepare(&batch, &unmap_pages, &dst_pages);
 
 	retry = 1;
 	for (pass = 0; pass < nr_pass && retry; pass++) {
@@ -767,6 +827,8 @@ move:
 		}
 	}
 	nr_failed += retry;
+	/* before the pages given up are restored and unlocked */
+	migrate_batch_end(&batch);
 
 	/* Cleanup: what is still unmapped failed; restore it. */
 	dpos = dst_pages.next;

@@ -70,6 +70,8 @@ typedef uint64_t pte_t;
 #define SWP_MIGRATION_WRITE	2	/* a writable PTE under migration */
 #define SWP_DEVICE_READ		3	/* device-private page (later issue) */
 #define SWP_DEVICE_WRITE	4	/* device-private page, writable */
+/* a migration entry of a dirty PTE (the kernel's SWP_MIG_DIRTY_BIT, 6.1) */
+#define SWP_MIG_DIRTY		(1ULL << 6)
 
 typedef struct { uint64_t val; } swp_entry_t;
 
@@ -153,6 +155,15 @@ static inline swp_entry_t make_migration_entry(const struct iom_machine *m,
 {
 	return swp_entry(write ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ,
 			 page_to_pfn(m, page));
+}
+static inline swp_entry_t make_migration_entry_dirty(swp_entry_t e)
+{
+	e.val |= SWP_MIG_DIRTY;
+	return e;
+}
+static inline bool is_migration_entry_dirty(swp_entry_t e)
+{
+	return e.val & SWP_MIG_DIRTY;
 }
 static inline swp_entry_t make_readable_migration_entry(unsigned long pfn)
 {

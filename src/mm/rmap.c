@@ -548,9 +548,14 @@ static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 	ptep = page_vma_mapped(page, vma, addr);
 	if (ptep) {
 		pte = ptep_get(ptep);
-		if (migration_entry)
-			set_pte(ptep, swp_entry_to_pte(make_migration_entry(mm->m, page,
-									    pte_write(pte))));
+		if (migration_entry) {
+			swp_entry_t entry = make_migration_entry(mm->m, page, pte_write(pte));
+
+			/* remember the dirty bit for the new PTE (Linux 6.1) */
+			if (pte_dirty(pte))
+				entry = make_migration_entry_dirty(entry);
+			set_pte(ptep, swp_entry_to_pte(entry));
+		}
 		else
 			pte_clear(ptep);
 		page_remove_rmap(page, vma);
@@ -678,7 +683,7 @@ static bool remove_migration_pte(struct iom_page *page, struct vm_area_struct *v
 	pte = pfn_pte(page_to_pfn(m, a->dst), _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED);
 	if (is_writable_migration_entry(entry)) {
 		pte = pte_mkwrite(pte);
-		if (iom_PageDirty(a->dst))
+		if (is_migration_entry_dirty(entry) || iom_PageDirty(a->dst))
 			pte = pte_mkdirty(pte);
 	}
 	atomic_fetch_add(&a->dst->_refcount, 1);	/* get_page(): dst is held */

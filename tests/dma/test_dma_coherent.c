@@ -716,6 +716,69 @@ static void test_higher_order_pages_migrate_whole(void **state)
 	higher_order(IOM_DMA_MIGRATE_NONBLOCK);
 }
 
+/*
+ * In PER_PAGE mode the pages of one migrate_pages() batch are blocked,
+ * switched and invalidated together: one completion wait to block them and
+ * one invalidation to open them, not one of each a page; the other modes
+ * keep theirs per page.
+ */
+static void test_batched_per_page_migration(void **state)
+{
+	enum { N = 64 };
+	struct rig r;
+	iom_dma_addr_t h;
+	unsigned char *in = malloc(N * PG), *out = malloc(N * PG);
+	struct iom_iommu_stats before, after;
+	void *cpu;
+
+	(void)state;
+	rig_up(&r, IOM_IOMMU_DOMAIN_DMA);
+	alloc_m = r.m;
+	for (int mode = IOM_DMA_MIGRATE_SEED; mode <= IOM_DMA_MIGRATE_PER_PAGE; mode += 2) {
+		struct iom_list_head list = { &list, &list };
+		unsigned int nr = 0;
+
+		assert_int_equal(iom_dma_set_migrate_mode(r.dev, mode), 0);
+		cpu = iom_dma_alloc_coherent(r.dev, N * PG, &h, IOM_GFP_KERNEL, 0);
+		assert_non_null(cpu);
+		fill_pattern(in, N * PG, 70 + mode);
+		assert_int_equal(iom_device_dma_write(r.dev, h, in, N * PG), 0);
+		for (int i = 0; i < N; i++) {
+			struct iom_page *page = iom_dma_buffer_page(r.dev, cpu, (size_t)i * PG);
+
+			assert_int_equal(iom_isolate_lru_page(r.m, page), 0);
+			iom_put_page(r.m, page);
+			list_add_tail(&page->lru, &list);
+		}
+		assert_int_equal(iom_iommu_get_stats(r.iommu, &before), 0);
+		assert_int_equal(iom_migrate_pages(r.m, &list, new_page_any, NULL, 0,
+						   IOM_MIGRATE_SYNC, IOM_MR_SYSCALL, &nr), 0);
+		assert_int_equal(nr, N);
+		assert_int_equal(iom_iommu_get_stats(r.iommu, &after), 0);
+		print_message("mode %d: %llu invalidation commands, %llu completion waits for %d pages\n",
+			      mode, (unsigned long long)(after.inv_range + after.inv_domain -
+						 before.inv_range - before.inv_domain),
+			      (unsigned long long)(after.inv_syncs - before.inv_syncs), N);
+		if (mode == IOM_DMA_MIGRATE_PER_PAGE)
+			assert_true(after.inv_syncs - before.inv_syncs <= 2);
+		else
+			assert_true(after.inv_syncs - before.inv_syncs >= N);
+		for (int i = 0; i < N; i++) {
+			struct iom_page *now = iom_dma_buffer_page(r.dev, cpu, (size_t)i * PG);
+
+			assert_int_equal(iom_iommu_iova_to_phys(r.domain, h + (uint64_t)i * PG),
+					 iom_page_to_phys(r.m, now));
+			iom_put_page(r.m, now);
+		}
+		assert_int_equal(iom_device_dma_read(r.dev, h, out, N * PG), 0);
+		assert_memory_equal(in, out, N * PG);
+		assert_int_equal(iom_dma_free_coherent(r.dev, N * PG, cpu, h, 0), 0);
+	}
+	free(in);
+	free(out);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -732,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_per_domain_iomap),
 		cmocka_unit_test(test_shared_buffer_migrates_in_every_domain),
 		cmocka_unit_test(test_higher_order_pages_migrate_whole),
+		cmocka_unit_test(test_batched_per_page_migration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
