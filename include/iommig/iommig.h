@@ -17,5 +17,6 @@
 #include <iommig/io-pgtable.h>
 #include <iommig/iova.h>
 #include <iommig/iommu.h>
+#include <iommig/vfio.h>
 
 #endif /* IOMMIG_IOMMIG_H */
