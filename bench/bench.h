@@ -68,6 +68,7 @@ int bench_iommu_migrate(const struct bench_opts *o);
 int bench_map(const struct bench_opts *o);
 int bench_dma(const struct bench_opts *o);
 int bench_dma_migrate(const struct bench_opts *o);
+int bench_vfio(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

@@ -136,6 +136,15 @@ static const struct bench_cmd bench_cmds[] = {
 			"legacy_pages_moved.\n",
 		.run = bench_dma_migrate,
 	},
+	{
+		.name = "vfio",
+		.summary = "VFIO type1 map+unmap of a guest's RAM, with and "
+			   "without contiguous batching, vs memcpy",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_NOBASELINE | BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 2G (the guest RAM is half of it).\n"
+			"  Cases: map_unmap_batched map_unmap_single.\n",
+		.run = bench_vfio,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))
