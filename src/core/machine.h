@@ -36,6 +36,7 @@ struct iom_cma {
 /* Slots of struct iom_machine's ext[], one per upper layer. */
 enum {
 	IOM_MACHINE_EXT_DMA_DEBUG,
+	IOM_MACHINE_EXT_PGMAP,		/* mm/memremap.c: device-private ranges */
 	IOM_MACHINE_EXT_NR,
 };
 

@@ -51,6 +51,59 @@ static inline void *page_address(const struct iom_machine *m,
 	return m->arena + ((size_t)(page - m->mem_map) << IOM_PAGE_SHIFT);
 }
 
+/* ---- memremap.c: ZONE_DEVICE (device-private) pages -------------------- */
+
+/*
+ * A device page lives outside mem_map (page_in_mem_map() is false) and
+ * keeps its pgmap in lru.prev (the kernel's page->pgmap; lru.next, the
+ * compound_head word, stays 0) and the driver's data in ->private
+ * (zone_device_data). The plain pfn_to_page(), page_to_pfn() and
+ * page_address() above are for mem_map only; the *_any() forms also know
+ * device pages, for the places a device pfn can reach (device-private and
+ * migration entries, migrate_device.c, the public helpers).
+ */
+struct iom_dev_pagemap;
+struct iom_page *pgmap_pfn_to_page(const struct iom_machine *m, unsigned long pfn);
+unsigned long pgmap_page_to_pfn(const struct iom_page *page);
+void *pgmap_page_address(const struct iom_page *page);
+/* put_page() of a device page: the last reference calls ->page_free(). */
+void put_device_page(struct iom_page *page);
+
+static inline bool is_zone_device_page(const struct iom_machine *m,
+				       const struct iom_page *page)
+{
+	return !page_in_mem_map(m, page);
+}
+static inline struct iom_dev_pagemap *page_pgmap(const struct iom_page *page)
+{
+	return (struct iom_dev_pagemap *)(void *)page->lru.prev;
+}
+static inline void get_device_page(struct iom_page *page)
+{
+	atomic_fetch_add_explicit(&page->_refcount, 1, memory_order_relaxed);
+}
+static inline struct iom_page *pfn_to_page_any(const struct iom_machine *m,
+					       unsigned long pfn)
+{
+	if (likely(pfn - m->start_pfn < m->nr_pages))
+		return pfn_to_page(m, pfn);
+	return pgmap_pfn_to_page(m, pfn);
+}
+static inline unsigned long page_to_pfn_any(const struct iom_machine *m,
+					    const struct iom_page *page)
+{
+	if (likely(page_in_mem_map(m, page)))
+		return page_to_pfn(m, page);
+	return pgmap_page_to_pfn(page);
+}
+static inline void *page_address_any(const struct iom_machine *m,
+				     const struct iom_page *page)
+{
+	if (likely(page_in_mem_map(m, page)))
+		return page_address(m, page);
+	return pgmap_page_address(page);
+}
+
 static inline struct pageblock *pfn_pageblock(const struct iom_machine *m,
 					      unsigned long pfn)
 {

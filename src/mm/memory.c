@@ -8,6 +8,8 @@
  * PageAnonExclusive: an anonymous page mapped once is exclusive, and may
  * be reused by a write fault if nobody else holds it or it is DMA-pinned
  * (gup.c keeps pinned pages exclusive: unshare on pin, copy on fork).
+ * A device-private entry (migrate_device.c) faults through its owner's
+ * ->migrate_to_ram() (do_swap_page()).
  */
 #include <errno.h>
 #include <sched.h>
@@ -15,6 +17,7 @@
 
 #include <iommig/filemap.h>
 #include <iommig/memory.h>
+#include <iommig/migrate_device.h>
 
 #include "mm_types.h"
 
@@ -289,8 +292,18 @@ void zap_page_range(struct vm_area_struct *vma, uint64_t start, uint64_t end)
 			if (pte_none(pte))
 				continue;
 			pte_clear(ptep);
-			if (!pte_present(pte))
-				continue;	/* migration entries hold no reference */
+			if (!pte_present(pte)) {
+				swp_entry_t e = pte_to_swp_entry(pte);
+
+				/* migration entries hold no reference */
+				if (!is_device_private_entry(e))
+					continue;
+				/* a device page's ->page_free() takes leaf locks only */
+				page = device_private_entry_to_page(m, e);
+				page_remove_rmap(page, vma);
+				put_device_page(page);
+				continue;
+			}
 			page = pfn_to_page(m, pte_pfn(pte));
 			page_remove_rmap(page, vma);
 			atomic_fetch_sub(iom_PageAnon(page) ? &mm->rss_anon : &mm->rss_file, 1);
@@ -637,6 +650,46 @@ void migration_entry_wait(struct iom_mm *mm, pte_t *ptep)
 	migration_entry_wait_on_locked(page, migration_wait_unlock, mm);
 }
 
+/*
+ * do_swap_page(), reduced to its device-private branch (there is no swap):
+ * the page lives in device memory; its owner's ->migrate_to_ram() brings
+ * it back, with the page locked and referenced as the kernel's does, and
+ * the access is retried. A page locked by a migration in progress is just
+ * retried after a yield. Called with page_table_lock held; returns with
+ * it dropped. Return: 0 (retry) or -EFAULT (the driver failed: SIGBUS).
+ */
+static int do_swap_page(struct vm_area_struct *vma, uint64_t addr, pte_t pte,
+			unsigned int flags)
+{
+	struct iom_mm *mm = vma->vm_mm;
+	struct iom_page *page =
+		device_private_entry_to_page(mm->m, pte_to_swp_entry(pte));
+	struct iom_dev_pagemap *pgmap;
+	struct iom_vm_fault vmf;
+	int ret;
+
+	if (!page) {
+		ptl_unlock(mm);
+		return -EFAULT;
+	}
+	if (!iom_trylock_page(page)) {
+		ptl_unlock(mm);
+		sched_yield();
+		return 0;
+	}
+	get_device_page(page);		/* the entry holds one: not the first */
+	ptl_unlock(mm);
+	pgmap = page_pgmap(page);
+	vmf.mm = mm;
+	vmf.address = addr;
+	vmf.flags = (flags & FAULT_FLAG_WRITE) ? IOM_FAULT_FLAG_WRITE : 0;
+	vmf.page = page;
+	ret = pgmap->ops->migrate_to_ram(&vmf);
+	iom_unlock_page(page);
+	put_device_page(page);
+	return ret ? -EFAULT : 0;
+}
+
 int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr,
 		    unsigned int flags)
 {
@@ -662,8 +715,10 @@ int handle_mm_fault(struct vm_area_struct *vma, uint64_t addr,
 			migration_entry_wait(mm, ptep);
 			return -EAGAIN;
 		}
+		if (is_device_private_entry(pte_to_swp_entry(pte)))
+			return do_swap_page(vma, addr, pte, flags);
 		ptl_unlock(mm);
-		return -EFAULT;	/* device-private entries: a later issue */
+		return -EFAULT;
 	}
 	if (write && !pte_write(pte))
 		return do_wp_page(vma, addr, ptep, pte, false);

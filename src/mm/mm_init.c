@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <iommig/migrate_device.h>
+
 #include "internal.h"
 
 _Static_assert(sizeof(struct iom_page) == 64,
@@ -33,25 +35,39 @@ bool iom_pfn_valid(const struct iom_machine *m, unsigned long pfn)
 	return m && pfn >= m->start_pfn && pfn < m->end_pfn;
 }
 
+/*
+ * The pfn/page/address helpers below also know device-private pages
+ * (memremap.c) after the mem_map fast path: their pfns lie above memory.
+ */
 struct iom_page *iom_pfn_to_page(const struct iom_machine *m, unsigned long pfn)
 {
-	return iom_pfn_valid(m, pfn) ? pfn_to_page(m, pfn) : NULL;
+	if (!m)
+		return NULL;
+	if (iom_pfn_valid(m, pfn))
+		return pfn_to_page(m, pfn);
+	return pgmap_pfn_to_page(m, pfn);
 }
 
 unsigned long iom_page_to_pfn(const struct iom_machine *m,
 			      const struct iom_page *page)
 {
-	if (!m || !page_in_mem_map(m, page))
+	if (!m || !page)
 		return (unsigned long)-1;
-	return page_to_pfn(m, page);
+	if (page_in_mem_map(m, page))
+		return page_to_pfn(m, page);
+	if (iom_page_pgmap(m, page))
+		return pgmap_page_to_pfn(page);
+	return (unsigned long)-1;
 }
 
 uint64_t iom_page_to_phys(const struct iom_machine *m,
 			  const struct iom_page *page)
 {
-	if (!m || !page_in_mem_map(m, page))
+	unsigned long pfn = iom_page_to_pfn(m, page);
+
+	if (pfn == (unsigned long)-1)
 		return UINT64_MAX;
-	return (uint64_t)page_to_pfn(m, page) << IOM_PAGE_SHIFT;
+	return (uint64_t)pfn << IOM_PAGE_SHIFT;
 }
 
 struct iom_page *iom_phys_to_page(const struct iom_machine *m, uint64_t phys)
@@ -61,9 +77,13 @@ struct iom_page *iom_phys_to_page(const struct iom_machine *m, uint64_t phys)
 
 void *iom_page_address(const struct iom_machine *m, const struct iom_page *page)
 {
-	if (!m || !page_in_mem_map(m, page))
+	if (!m || !page)
 		return NULL;
-	return page_address(m, page);
+	if (page_in_mem_map(m, page))
+		return page_address(m, page);
+	if (iom_page_pgmap(m, page))
+		return pgmap_page_address(page);
+	return NULL;
 }
 
 struct iom_page *iom_virt_to_page(const struct iom_machine *m, const void *addr)

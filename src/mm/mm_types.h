@@ -68,7 +68,7 @@ typedef uint64_t pte_t;
 #define SWP_TYPE_MASK		0x1fULL
 #define SWP_MIGRATION_READ	1	/* a read-only PTE under migration */
 #define SWP_MIGRATION_WRITE	2	/* a writable PTE under migration */
-#define SWP_DEVICE_READ		3	/* device-private page (later issue) */
+#define SWP_DEVICE_READ		3	/* device-private page (migrate_device.c) */
 #define SWP_DEVICE_WRITE	4	/* device-private page, writable */
 /* a migration entry of a dirty PTE (the kernel's SWP_MIG_DIRTY_BIT, 6.1) */
 #define SWP_MIG_DIRTY		(1ULL << 6)
@@ -173,7 +173,13 @@ static inline swp_entry_t make_readable_migration_entry(unsigned long pfn)
 static inline struct iom_page *migration_entry_to_page(const struct iom_machine *m,
 						       swp_entry_t e)
 {
-	return pfn_to_page(m, swp_offset(e));
+	return pfn_to_page_any(m, swp_offset(e));	/* a device page's too */
+}
+/* pfn_swap_entry_to_page() of a device-private entry: NULL if no such page. */
+static inline struct iom_page *device_private_entry_to_page(const struct iom_machine *m,
+							    swp_entry_t e)
+{
+	return pfn_to_page_any(m, swp_offset(e));
 }
 static inline bool pte_is_migration(pte_t pte)
 {
