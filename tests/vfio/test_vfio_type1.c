@@ -10,15 +10,21 @@
  * overlaps, the entry limit and the memlock limit with the kernel's
  * message; pages in ZONE_MOVABLE and CMA are migrated out before they are
  * pinned (seed 002); a failure half way through a map leaves nothing
- * pinned or mapped; each bad argument is refused with nothing changed; a
+ * pinned or mapped; a device never reads a page the unmap freed, neither
+ * after the unmap nor while it runs (the IOTLB is synced before pages are
+ * unpinned), with a negative control that skips the invalidation; each bad argument is refused with nothing changed; a
  * container's teardown unmaps and unpins everything, and nothing leaks.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <iommig/vfio.h>
 
+#include "iommu/iommu-priv.h"
 #include "mm_util.h"
 
 #define PG IOM_PAGE_SIZE
@@ -895,6 +901,162 @@ static void mapping_outlives_the_process(void **state)
 	rig_down(&r);
 }
 
+/* ---- unmap against device traffic ------------------------------------------ */
+
+#define RACE_PAGES 64
+
+static void page_stamp(unsigned long k, char *buf16)
+{
+	memset(buf16, 0, 16);
+	snprintf(buf16, 16, "vfio page %lu", k);
+}
+
+/* A fresh process whose @n pages hold their stamps, mapped at IOVA, then gone. */
+static void map_orphan_pages(struct rig *r, unsigned long n)
+{
+	struct iom_mm *mm;
+	char st[16];
+	uint64_t a;
+
+	assert_int_equal(iom_mm_create(r->m, &mm), 0);
+	a = test_mmap(mm, 0, n * PG, RW, ANON, NULL, 0);
+	for (unsigned long k = 0; k < n; k++) {
+		page_stamp(k, st);
+		assert_int_equal(iom_write(mm, a + k * PG, st, 16), 0);
+	}
+	/* the container pins through this process: switch the rig's container to it */
+	assert_int_equal(iom_vfio_container_destroy(r->c), 0);
+	assert_int_equal(iom_vfio_container_create(mm, NULL, r->domain, NULL, &r->c), 0);
+	assert_int_equal(iom_vfio_map_dma(r->c, a, IOVA, n * PG, DMA_RW), 0);
+	/* the pins are now the pages' only references: the unmap frees them */
+	iom_mm_destroy(mm);
+}
+
+/*
+ * What this proves: after the unmap returns, a device that had the pages'
+ * translations in its IOTLB faults instead of reading the freed (poisoned)
+ * pages. Negative control: with the IOMMU's invalidations skipped, the
+ * same read succeeds and returns the poison, so the check can fail.
+ */
+static void device_never_reads_a_freed_page_after_unmap(void **state)
+{
+	struct iom_machine_config cfg = { .mem_size = 64 * MiB, .page_poison = 1 };
+	char got[16], want[16];
+	struct rig r;
+	uint64_t un;
+
+	(void)state;
+	rig_up(&r, &cfg, NULL);
+	for (int skip = 0; skip < 2; skip++) {
+		map_orphan_pages(&r, 4);
+		for (unsigned long k = 0; k < 4; k++) {	/* into the IOTLB */
+			page_stamp(k, want);
+			assert_int_equal(iom_device_dma_read(r.dev, IOVA + k * PG, got, 16), 0);
+			assert_memory_equal(got, want, 16);
+		}
+		iom_iommu_set_skip_invalidation(r.iommu, skip);
+		assert_int_equal(iom_vfio_unmap_dma(r.c, IOVA, 4 * PG, 0, &un), 0);
+		assert_int_equal(un, 4 * PG);
+		if (!skip) {
+			assert_int_equal(iom_device_dma_read(r.dev, IOVA + 2 * PG, got, 16), -EFAULT);
+		} else {
+			/* the broken IOMMU lets the device read the freed page */
+			assert_int_equal(iom_device_dma_read(r.dev, IOVA + 2 * PG, got, 16), 0);
+			assert_int_equal((unsigned char)got[0], IOM_PAGE_POISON);
+			iom_iommu_set_skip_invalidation(r.iommu, false);
+			iom_iommu_flush_iotlb_all(r.domain);
+		}
+	}
+	rig_down(&r);
+}
+
+struct race {
+	_Atomic unsigned long reads, ok, faults, bad;
+	atomic_bool stop;
+};
+
+/* Device thread step: read a page's stamp; right data or a fault, nothing else. */
+static int race_step(struct iom_device *dev, unsigned int idx, unsigned long iter,
+		     void *priv)
+{
+	struct race *s = priv;
+	unsigned long k = (iter * 13 + idx * 7) % RACE_PAGES;
+	char got[16], want[16];
+	int ret;
+
+	if (atomic_load(&s->stop))
+		return 1;
+	ret = iom_device_dma_read(dev, IOVA + k * PG, got, sizeof(got));
+	page_stamp(k, want);
+	if (!ret && !memcmp(got, want, 16))
+		atomic_fetch_add(&s->ok, 1);
+	else if (ret == -EFAULT)
+		atomic_fetch_add(&s->faults, 1);
+	else
+		atomic_fetch_add(&s->bad, 1);
+	atomic_fetch_add(&s->reads, 1);
+	return 0;
+}
+
+/* The device aborts a faulting transaction, quietly (no log from device threads). */
+static int abort_on_fault(struct iom_iommu_domain *domain, struct iom_device *dev,
+			  unsigned long iova, int flags, void *token)
+{
+	(void)domain;
+	(void)dev;
+	(void)iova;
+	(void)flags;
+	(void)token;
+	return -EFAULT;
+}
+
+/* Wait (at most 10 s) until the devices made @n more reads. */
+static void wait_reads(struct race *s, unsigned long n)
+{
+	unsigned long start = atomic_load(&s->reads);
+	time_t t0 = time(NULL);
+
+	while (atomic_load(&s->reads) - start < n && time(NULL) - t0 < 10)
+		sched_yield();
+}
+
+/*
+ * What this proves: two device threads read the mapped pages without a
+ * pause while the main thread, twenty times, maps a process's pages
+ * (whose only references then are the pins) and unmaps them, which frees
+ * and poisons them: every read returns the page's stamp or faults, never
+ * poison or another page's bytes, because the unmap syncs the IOTLB (and
+ * waits for transactions in flight) before it unpins.
+ */
+static void unmap_races_device_reads(void **state)
+{
+	struct iom_machine_config cfg = { .mem_size = 64 * MiB, .page_poison = 1 };
+	struct iom_device_threads *t;
+	struct iom_device_thread_stats st;
+	static struct race s;
+	struct rig r;
+	uint64_t un;
+
+	(void)state;
+	rig_up(&r, &cfg, NULL);
+	iom_iommu_set_fault_handler(r.domain, abort_on_fault, NULL);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(iom_device_threads_start(r.dev, 2, race_step, &s, &t), 0);
+	for (int cycle = 0; cycle < 20; cycle++) {
+		map_orphan_pages(&r, RACE_PAGES);
+		wait_reads(&s, 200);
+		assert_int_equal(iom_vfio_unmap_dma(r.c, IOVA, RACE_PAGES * PG, 0, &un), 0);
+		assert_int_equal(un, RACE_PAGES * PG);
+		wait_reads(&s, 50);
+	}
+	atomic_store(&s.stop, true);
+	assert_int_equal(iom_device_threads_stop(t, &st), 0);
+	assert_int_equal(atomic_load(&s.bad), 0);
+	assert_true(atomic_load(&s.ok) > 0);
+	assert_true(atomic_load(&s.faults) > 0);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -917,6 +1079,8 @@ int main(void)
 		cmocka_unit_test(bad_arguments_change_nothing),
 		cmocka_unit_test(container_create_destroy),
 		cmocka_unit_test(mapping_outlives_the_process),
+		cmocka_unit_test(device_never_reads_a_freed_page_after_unmap),
+		cmocka_unit_test(unmap_races_device_reads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
