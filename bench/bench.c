@@ -2,7 +2,8 @@
 /*
  * iommig-bench - helpers every benchmark uses: statistics over runs, the
  * report in table or JSON-lines form, the host description (cpu model,
- * cpus, allocator) and size parsing. See bench.h.
+ * cpus, allocator), size parsing, thread pinning, and a machine in its own
+ * arena with its memory prefaulted. See bench.h.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -60,6 +61,58 @@ int bench_pin_self(unsigned int idx)
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
 	return -pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+}
+
+int bench_machine_create(struct iom_machine_config *cfg,
+			 struct bench_arena **arena, struct iom_machine **m)
+{
+	int err = bench_arena_create(arena);
+
+	if (err) {
+		bench_error("cannot create the metadata arena: %s", strerror(-err));
+		return err;
+	}
+	bench_arena_mem_ops(*arena, &cfg->mem_ops);
+	err = iom_machine_create(cfg, m);
+	if (err)
+		bench_error("iom_machine_create: %s", strerror(-err));
+	return err;
+}
+
+int bench_prefault_machine(struct iom_machine *m)
+{
+	unsigned int order = iom_pageblock_order(m);
+	struct iom_page **blocks;
+	size_t n = 0, cap = 1024;
+
+	blocks = malloc(cap * sizeof(*blocks));
+	if (!blocks)
+		return -ENOMEM;
+	for (;;) {
+		struct iom_page *p = iom_alloc_pages(m, IOM___GFP_MOVABLE |
+						     IOM___GFP_HIGHMEM |
+						     IOM___GFP_NOWARN, order);
+
+		if (!p)
+			break;
+		if (n == cap) {
+			struct iom_page **nb = realloc(blocks, 2 * cap * sizeof(*nb));
+
+			if (!nb) {
+				iom___free_pages(m, p, order);
+				break;
+			}
+			blocks = nb;
+			cap *= 2;
+		}
+		memset(iom_page_address(m, p), 0, (size_t)IOM_PAGE_SIZE << order);
+		blocks[n++] = p;
+	}
+	for (size_t i = 0; i < n; i++)
+		iom___free_pages(m, blocks[i], order);
+	free(blocks);
+	iom_drain_all_pages(m);
+	return 0;
 }
 
 unsigned int bench_nproc(void)

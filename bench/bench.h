@@ -99,6 +99,13 @@ static inline void bench_sink(void *p)
 	__asm__ __volatile__("" : : "r"(p) : "memory");
 }
 
+/*
+ * Touch every page of the simulated memory of @m once: allocate it all,
+ * write it, free it. Host page faults are then out of the timed runs.
+ * Return: 0 or -ENOMEM.
+ */
+int bench_prefault_machine(struct iom_machine *m);
+
 /* Pin the calling thread to cpu (@idx mod nproc). Return: 0 or -errno. */
 int bench_pin_self(unsigned int idx);
 /*
@@ -233,5 +240,13 @@ int bench_arena_stats(struct bench_arena *a, struct bench_arena_stats *out);
 void bench_arena_destroy(struct bench_arena *a);
 /* Allocator version, e.g. "5.3.0-0-g54eaed1", or "glibc". */
 const char *bench_arena_version(void);
+
+/*
+ * A machine of @cfg whose metadata lives in a new arena (*@arena, to
+ * destroy after the machine, also when this fails). Says why on failure
+ * (bench.c). Return: 0 or -errno.
+ */
+int bench_machine_create(struct iom_machine_config *cfg,
+			 struct bench_arena **arena, struct iom_machine **m);
 
 #endif /* IOMMIG_BENCH_H */

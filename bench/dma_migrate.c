@@ -15,11 +15,11 @@
  *                      MM's batches of 512), against memcpy() of the same
  *                      pages page by page into spare pages, same run;
  *   tput_<m>_single  - one iom_migrate_pages() call a page;
- *   stall_<m>        - device threads write 4 KiB at random pages of the
- *                      buffers while the main thread migrates every page
- *                      back to back for at least DMIG_STALL_MIN_MS; stall
- *                      percentiles from struct iom_device_thread_stats,
- *                      against one 4 KiB memcpy().
+ *   stall_<m>        - device threads (devstall.c's harness) write 4 KiB
+ *                      at random pages of the buffers while the main thread
+ *                      migrates every page back to back for at least
+ *                      DMIG_STALL_MIN_MS; stall percentiles from struct
+ *                      iom_device_thread_stats, against one 4 KiB memcpy().
  * For context, tput_pagecache_batched/_single move as many clean
  * page-cache pages (no DMA) through the same MM calls, and `legacy` tries
  * the batched migration on legacy (2013, unmovable) buffers of the same
@@ -31,8 +31,6 @@
  * a fast but broken path fails the benchmark instead of being reported.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +41,7 @@
 #include <iommig/migrate.h>
 
 #include "bench.h"
+#include "devstall.h"
 
 #define DMIG_DEFAULT_MEM	(256ULL << 20)
 #define DMIG_DEFAULT_PAGES	4096UL		/* 16 MiB */
@@ -78,16 +77,6 @@ static const struct dmig_mode dmig_modes[] = {
 /* Which pages a pass moves: a DMA buffer's, or a file's page cache. */
 enum dmig_kind { K_DMA, K_PAGECACHE };
 
-/* One device thread's state; written by that thread only (ops: read by main). */
-struct dmig_worker {
-	uint64_t rng;
-	uint64_t seq;
-	uint64_t *wbuf;
-	_Atomic uint64_t ops;
-	atomic_bool ready;
-	uint64_t cpu0, wall0, cpu1, wall1;
-} __attribute__((aligned(64)));
-
 /* What the passes of a run did. */
 struct dmig_acc {
 	uint64_t passes, pages, moved;
@@ -114,41 +103,9 @@ struct dmig_bench {
 	char **spare_host;
 	uint64_t *last_seq;		/* per page: the last sequence written */
 	uint64_t stamp_gen;		/* page-cache stamps: a generation */
-	unsigned int nthreads;
-	struct dmig_worker *w;
-	atomic_bool go, quit;
+	struct devstall ds;		/* the device threads */
 	atomic_ulong warnings;		/* the machine's warnings and errors */
 };
-
-/*
- * The main thread runs on cpu 0 while it measures, device threads on 1..;
- * threads the library creates inherit their creator's affinity, so the
- * main thread is pinned only after they started and unpinned before the
- * next start (@on false: back to every cpu it had).
- */
-static cpu_set_t dmig_allowed;
-static bool dmig_allowed_valid;
-
-static void pin_main(const struct bench_opts *o, bool on)
-{
-	if (!o->pin || !dmig_allowed_valid)
-		return;
-	if (on)
-		bench_pin_self(0);
-	else
-		pthread_setaffinity_np(pthread_self(), sizeof(dmig_allowed),
-				       &dmig_allowed);
-}
-
-static inline uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
 
 static inline unsigned int page_buf(unsigned long p)
 {
@@ -389,44 +346,6 @@ static double memcpy_run(struct dmig_bench *b)
 
 /* ---- setup --------------------------------------------------------------- */
 
-/* Touch every page of the simulated memory once: allocate it all, write
- * it, free it. Host page faults are then out of the timed runs. */
-static int prefault_machine(struct iom_machine *m)
-{
-	unsigned int order = iom_pageblock_order(m);
-	struct iom_page **blocks;
-	size_t n = 0, cap = 1024;
-
-	blocks = malloc(cap * sizeof(*blocks));
-	if (!blocks)
-		return -ENOMEM;
-	for (;;) {
-		struct iom_page *p = iom_alloc_pages(m, IOM___GFP_MOVABLE |
-						     IOM___GFP_HIGHMEM |
-						     IOM___GFP_NOWARN, order);
-
-		if (!p)
-			break;
-		if (n == cap) {
-			struct iom_page **nb = realloc(blocks, 2 * cap * sizeof(*nb));
-
-			if (!nb) {
-				iom___free_pages(m, p, order);
-				break;
-			}
-			blocks = nb;
-			cap *= 2;
-		}
-		memset(iom_page_address(m, p), 0, (size_t)PG << order);
-		blocks[n++] = p;
-	}
-	for (size_t i = 0; i < n; i++)
-		iom___free_pages(m, blocks[i], order);
-	free(blocks);
-	iom_drain_all_pages(m);
-	return 0;
-}
-
 static int setup(const struct bench_opts *o, struct dmig_bench *b)
 {
 	struct iom_machine_config cfg;
@@ -443,20 +362,12 @@ static int setup(const struct bench_opts *o, struct dmig_bench *b)
 			    "(or above 512K pages)", b->nr);
 		return -EINVAL;
 	}
-	err = bench_arena_create(&b->arena);
-	if (err) {
-		bench_error("cannot create the metadata arena: %s", strerror(-err));
-		return err;
-	}
-	bench_arena_mem_ops(b->arena, &cfg.mem_ops);
 	cfg.log = dmig_log;
 	cfg.log_priv = b;
-	err = iom_machine_create(&cfg, &b->m);
-	if (err) {
-		bench_error("iom_machine_create: %s", strerror(-err));
+	err = bench_machine_create(&cfg, &b->arena, &b->m);
+	if (err)
 		return err;
-	}
-	err = prefault_machine(b->m);
+	err = bench_prefault_machine(b->m);
 	if (err)
 		return err;
 	b->cpu = calloc(b->nbuf, sizeof(*b->cpu));
@@ -599,7 +510,7 @@ static int measure_tput(struct dmig_bench *b, const char *name, const char *what
 		free(old);
 		return -ENOMEM;
 	}
-	pin_main(o, true);
+	devstall_pin_main(&b->ds, true);
 	{
 		struct dmig_acc acc = { 0 };
 
@@ -674,238 +585,95 @@ out:
 		bench_error("%s failed: %s", name, strerror(-err));
 	free(v);
 	free(old);
-	pin_main(o, false);
+	devstall_pin_main(&b->ds, false);
 	return err;
 }
 
 /* ---- stalls -------------------------------------------------------------- */
 
 /* A device thread's step: one 4 KiB write at a random page of its own. */
-static int dev_step(struct iom_device *dev, unsigned int idx, unsigned long iter,
-		    void *priv)
+static int dev_step(void *priv, struct devstall_worker *w, unsigned int idx,
+		    uint64_t x)
 {
 	struct dmig_bench *b = priv;
-	struct dmig_worker *w = &b->w[idx];
-	unsigned long mine = (b->nr - idx + b->nthreads - 1) / b->nthreads;
-	uint64_t x = xorshift64(&w->rng);
-	unsigned long p = idx + (unsigned long)(x % mine) * b->nthreads;
+	unsigned long p = devstall_pick(&b->ds, idx, b->nr, x);
 	int err;
 
-	if (iter == 0) {
-		if (b->o->pin)
-			bench_pin_self(idx + 1);
-		atomic_store(&w->ready, true);
-		while (!atomic_load_explicit(&b->go, memory_order_acquire))
-			sched_yield();
-		w->cpu0 = bench_thread_cpu_ns();
-		w->wall0 = bench_now_ns();
-	}
-	if (atomic_load_explicit(&b->quit, memory_order_relaxed))
-		return 1;
 	w->wbuf[0] = DMIG_STAMP | p;
 	w->wbuf[1] = ++w->seq;
-	err = iom_device_dma_write(dev, b->handle[page_buf(p)] + page_off(p), w->wbuf, PG);
+	err = iom_device_dma_write(b->dev, b->handle[page_buf(p)] + page_off(p),
+				   w->wbuf, PG);
 	if (err)
 		return err;
 	b->last_seq[p] = w->seq;
-	atomic_store_explicit(&w->ops, iter + 1, memory_order_relaxed);
-	if ((iter & 63) == 63) {
-		w->cpu1 = bench_thread_cpu_ns();
-		w->wall1 = bench_now_ns();
-	}
 	return 0;
 }
 
-static uint64_t ops_sum(struct dmig_bench *b)
-{
-	uint64_t s = 0;
-
-	for (unsigned int i = 0; i < b->nthreads; i++)
-		s += atomic_load_explicit(&b->w[i].ops, memory_order_relaxed);
-	return s;
-}
-
-struct stall_sample {
-	struct iom_device_thread_stats st;
-	double rate;		/* transactions / s while the main thread worked */
-	double mig_gbs;		/* migration bytes / s under traffic */
-	double share;		/* lowest cpu share of the device threads (no migration) */
-	double main_share;	/* the migrating thread's cpu time / wall time */
+/* One stall case: batched passes of every page in mode @md. */
+struct dmig_stall {
+	struct dmig_bench *b;
+	const struct dmig_mode *md;
+	unsigned long w0;	/* the machine's warnings before the case */
 	struct dmig_acc acc;
 };
 
-/*
- * One stall run: device threads on, then batched passes back to back
- * until @min_ns passed (@migrate false: the main thread only waits as
- * long), threads off, every page checked.
- */
-static int stall_run(struct dmig_bench *b, bool migrate, uint64_t min_ns,
-		     struct stall_sample *s)
+static int stall_pass(void *priv, uint64_t n)
 {
-	struct iom_device_threads *set = NULL;
-	uint64_t t0, t1, o0, o1, c0;
-	double msh;
-	int err = 0, serr;
+	struct dmig_stall *s = priv;
 
-	memset(s, 0, sizeof(*s));
-	for (unsigned int i = 0; i < b->nthreads; i++) {
-		b->w[i].ops = 0;
-		b->w[i].ready = false;
-		b->w[i].cpu1 = b->w[i].wall1 = 0;
-	}
-	atomic_store(&b->go, false);
-	atomic_store(&b->quit, false);
-	err = iom_device_threads_start(b->dev, b->nthreads, dev_step, b, &set);
-	if (err) {
-		bench_error("iom_device_threads_start: %s", strerror(-err));
-		return err;
-	}
-	pin_main(b->o, true);
-	for (unsigned int i = 0; i < b->nthreads; i++)
-		while (!atomic_load(&b->w[i].ready))
-			sched_yield();
-	c0 = bench_thread_cpu_ns();
-	o0 = ops_sum(b);
-	t0 = bench_now_ns();
-	atomic_store_explicit(&b->go, true, memory_order_release);
-	do {
-		if (!migrate) {
-			struct timespec ts = { 0, 1000000 };
+	(void)n;
+	return migrate_pass(s->b, false, &s->acc);
+}
 
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if ((err = migrate_pass(b, false, &s->acc)))
-			break;
-	} while (bench_now_ns() - t0 < min_ns);
-	atomic_store(&b->quit, true);
-	t1 = bench_now_ns();
-	o1 = ops_sum(b);
-	msh = (double)(bench_thread_cpu_ns() - c0) / (double)(t1 - t0);
-	serr = iom_device_threads_stop(set, &s->st);
-	pin_main(b->o, false);
-	if (!err && serr) {
-		bench_error("a device thread failed: %s", strerror(-serr));
-		err = serr;
-	}
-	if (err)
-		return err;
-	s->rate = (double)(o1 - o0) / ((double)(t1 - t0) / 1e9);
-	s->mig_gbs = (double)s->acc.moved * PG / (double)(t1 - t0);
-	s->share = 1;
-	s->main_share = msh;
-	for (unsigned int i = 0; !migrate && i < b->nthreads; i++) {
-		const struct dmig_worker *w = &b->w[i];
-		double sh = w->wall1 > w->wall0 ?
-			(double)(w->cpu1 - w->cpu0) / (double)(w->wall1 - w->wall0) : 1;
+/* Each pass moved every page (migrate_pass checks the count); a page may
+ * be back in a frame it had, so where it is is not compared. */
+static int stall_check(void *priv, bool migrated)
+{
+	struct dmig_stall *s = priv;
 
-		if (sh < s->share)
-			s->share = sh;
-	}
-	/* each pass moved every page (migrate_pass checks the count); a page
-	 * may be back in a frame it had, so where it is is not compared */
-	return check_pages(b, NULL, migrate ? "migrations under device traffic" :
+	return check_pages(s->b, NULL, migrated ? "migrations under device traffic" :
 			   "device traffic");
 }
 
-enum { S_P50, S_P99, S_STALLED_P50, S_STALLED_P99, S_RATE, S_NORATE, S_MEMCPY,
-       S_FRAC, S_MIG, S_MAINSH, S_PASSES, S_NR };
-
-static int measure_stall(struct dmig_bench *b, const struct dmig_mode *md)
+static double stall_memcpy(void *priv)
 {
-	const struct bench_opts *o = b->o;
-	double *v = calloc((size_t)o->runs * S_NR, sizeof(double));
-	struct bench_stat st[S_NR];
-	struct stall_sample s, none;
-	unsigned long w0 = atomic_load(&b->warnings);
-	double share = o->baseline ? 1 : 0;
-	uint64_t min_ns = (uint64_t)DMIG_STALL_MIN_MS * 1000000u;
-	char metric[96], note[800], bname[120];
-	unsigned int t = b->nthreads;
-	int r, err = 0;
+	struct dmig_stall *s = priv;
 
-	if (!v)
-		return -ENOMEM;
-	for (r = 0; r < o->runs; r++) {
-		bench_progress(o, "dma-migrate stall_%s_%ut: run %d/%d", md->name, t,
-			       r + 1, o->runs);
-		pin_main(o, true);
-		v[S_MEMCPY * o->runs + r] = memcpy_run(b) / (double)b->nr;
-		pin_main(o, false);
-		if ((err = stall_run(b, true, min_ns, &s)))
-			goto out;
-		v[S_MAINSH * o->runs + r] = s.main_share;
-		v[S_P50 * o->runs + r] = (double)s.st.stall_p50_ns;
-		v[S_P99 * o->runs + r] = (double)s.st.stall_p99_ns;
-		v[S_STALLED_P50 * o->runs + r] = (double)s.st.stalled_p50_ns;
-		v[S_STALLED_P99 * o->runs + r] = (double)s.st.stalled_p99_ns;
-		v[S_RATE * o->runs + r] = s.rate / 1e6;
-		v[S_FRAC * o->runs + r] = s.st.transactions ?
-			100.0 * (double)s.st.stalled / (double)s.st.transactions : 0;
-		v[S_MIG * o->runs + r] = s.mig_gbs;
-		v[S_PASSES * o->runs + r] = (double)s.acc.passes;
-		if (o->baseline) {
-			if ((err = stall_run(b, false, min_ns, &none)))
-				goto out;
-			if (none.share < share)
-				share = none.share;
-			v[S_NORATE * o->runs + r] = none.rate / 1e6;
-		}
-	}
-	for (int k = 0; k < S_NR; k++)
-		bench_stat_compute(v + k * o->runs,
-				   k == S_NORATE && !o->baseline ? 0 : o->runs, &st[k]);
-	snprintf(bname, sizeof(bname), "one 4 KiB memcpy between the same pages "
-		 "(mean of %lu, no traffic)", b->nr);
+	return memcpy_run(s->b);
+}
 
-	snprintf(metric, sizeof(metric), "stall_%s_%ut_p99", md->name, t);
-	snprintf(note, sizeof(note), "stall of every device transaction (4 KiB "
+static void stall_notes(void *priv, const struct bench_stat *st,
+			const struct devstall_sample *last, char *p99,
+			size_t p99_size, char *rate, size_t rate_size)
+{
+	struct dmig_stall *s = priv;
+	unsigned int t = s->b->ds.nthreads;
+
+	snprintf(p99, p99_size, "stall of every device transaction (4 KiB "
 		 "writes at random pages, %u thread%s) while every DMA page migrates "
 		 "back to back through iom_migrate_pages (batches of 512), %s, for "
 		 ">= %d ms: %.0f passes a run; %.3g %% of transactions stalled; max "
-		 "%llu ns (last run)", t, t > 1 ? "s" : "", md->what,
-		 DMIG_STALL_MIN_MS, st[S_PASSES].median, st[S_FRAC].median,
-		 (unsigned long long)s.st.stall_max_ns);
-	bench_report(o, &(struct bench_result){
-		.bench = "dma-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_P99], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname, .note = note, .cpu_share = share,
-	});
-	snprintf(metric, sizeof(metric), "stall_%s_%ut_p50", md->name, t);
-	bench_report(o, &(struct bench_result){
-		.bench = "dma-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_P50], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname, .note = "every transaction",
-		.cpu_share = share,
-	});
-	snprintf(metric, sizeof(metric), "stalled_%s_%ut_p99", md->name, t);
-	bench_report(o, &(struct bench_result){
-		.bench = "dma-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_STALLED_P99], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname, .note = "over the transactions that waited",
-		.cpu_share = share,
-	});
-	snprintf(metric, sizeof(metric), "stalled_%s_%ut_p50", md->name, t);
-	bench_report(o, &(struct bench_result){
-		.bench = "dma-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_STALLED_P50], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname, .note = "over the transactions that waited",
-		.cpu_share = share,
-	});
-	snprintf(metric, sizeof(metric), "dma_rate_%s_%ut", md->name, t);
-	snprintf(note, sizeof(note), "device 4 KiB writes a second during the "
+		 "%llu ns (last run)", t, t > 1 ? "s" : "", s->md->what,
+		 DMIG_STALL_MIN_MS, st[DS_PASSES].median, st[DS_FRAC].median,
+		 (unsigned long long)last->st.stall_max_ns);
+	snprintf(rate, rate_size, "device 4 KiB writes a second during the "
 		 "migrations; migration under traffic %.3g GB/s, its thread on a "
-		 "cpu %.0f %% of the time; library warnings %lu", st[S_MIG].median,
-		 100 * st[S_MAINSH].median, atomic_load(&b->warnings) - w0);
-	bench_report(o, &(struct bench_result){
-		.bench = "dma-migrate", .metric = metric, .unit = "M/s",
-		.value = st[S_RATE], .baseline = o->baseline ? &st[S_NORATE] : NULL,
-		.baseline_name = "the same device threads without migration",
-		.note = note, .cpu_share = share,
+		 "cpu %.0f %% of the time; library warnings %lu", st[DS_MIG].median,
+		 100 * st[DS_MAINSH].median, atomic_load(&s->b->warnings) - s->w0);
+}
+
+static int measure_stall(struct dmig_bench *b, const struct dmig_mode *md)
+{
+	struct dmig_stall s = { .b = b, .md = md,
+				.w0 = atomic_load(&b->warnings) };
+
+	return devstall_measure(&b->ds, &(struct devstall_case){
+		.bench = "dma-migrate", .name = md->name,
+		.min_ns = (uint64_t)DMIG_STALL_MIN_MS * 1000000u,
+		.pass_pages = b->nr, .memcpy_pages = b->nr,
+		.pass = stall_pass, .check = stall_check,
+		.memcpy_ns = stall_memcpy, .notes = stall_notes, .priv = &s,
 	});
-out:
-	free(v);
-	return err;
 }
 
 /* ---- legacy buffers ------------------------------------------------------ */
@@ -1070,23 +838,9 @@ int bench_dma_migrate(const struct bench_opts *o)
 		bench_error("--only '%s' matches no case", o->only);
 		return 1;
 	}
-	dmig_allowed_valid = !sched_getaffinity(0, sizeof(dmig_allowed), &dmig_allowed);
 	err = setup(o, &b);
-	if (!err) {
-		b.nthreads = nt;
-		b.w = aligned_alloc(64, sizeof(*b.w) * nt);
-		if (!b.w)
-			err = -ENOMEM;
-	}
-	for (unsigned int t = 0; !err && t < nt; t++) {
-		memset(&b.w[t], 0, sizeof(b.w[t]));
-		b.w[t].rng = 0x9e3779b97f4a7c15ULL * (t + 1);
-		b.w[t].wbuf = aligned_alloc(64, PG);
-		if (!b.w[t].wbuf)
-			err = -ENOMEM;
-		else
-			memset(b.w[t].wbuf, 0x5a, PG);
-	}
+	if (!err)
+		err = devstall_init(&b.ds, o, b.dev, dev_step, &b, nt, false);
 	if (err)
 		goto out;
 	bench_report_host(o);
@@ -1105,10 +859,7 @@ int bench_dma_migrate(const struct bench_opts *o)
 			err = measure_tput(&b, "tput_pagecache_single", what, true, NULL);
 	}
 out:
-	if (b.w)
-		for (unsigned int t = 0; t < nt; t++)
-			free(b.w[t].wbuf);
-	free(b.w);
+	devstall_fini(&b.ds);
 	teardown(&b);
 	if (atomic_load(&b.warnings) > DMIG_LOG_SHOWN)
 		bench_error("the library logged %lu warnings or errors (the first %d shown)",

@@ -17,26 +17,24 @@
  *   per_page_batched - the same in PER_PAGE mode;
  *   nonblock_batched - the same in NONBLOCK mode.
  *
- * Stall cases: 1..--threads device threads (iom_device_threads_start())
- * read or write 4 KiB at random pages of the range while the main thread
- * migrates in each of those modes, for at least STALL_MIN_MS a run. The
- * stall percentiles come from struct iom_device_thread_stats; the baseline
- * is one 4 KiB memcpy between the same pages (mean of a page-by-page copy,
- * measured in the run); the device transaction rate is compared with a run
- * of the same threads, as long, without migration. Every write carries a
- * per-thread sequence number; after each run every page must hold the
- * last one written to it, its stamp, and be mapped where the benchmark
- * thinks, or the benchmark fails.
+ * Stall cases (the harness of devstall.c): 1..--threads device threads
+ * (iom_device_threads_start()) read or write 4 KiB at random pages of the
+ * range while the main thread migrates in each of those modes, for at
+ * least IMIG_STALL_MIN_MS a run. The stall percentiles come from struct
+ * iom_device_thread_stats; the baseline is one 4 KiB memcpy between the
+ * same pages (mean of a page-by-page copy, measured in the run); the device
+ * transaction rate is compared with a run of the same threads, as long,
+ * without migration. Every write carries a per-thread sequence number;
+ * after each run every page must hold the last one written to it, its
+ * stamp, and be mapped where the benchmark thinks, or the benchmark fails.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
+#include "devstall.h"
 
 #define IMIG_DEFAULT_MEM	(256ULL << 20)
 #define IMIG_DEFAULT_PAGES	4096UL		/* 16 MiB */
@@ -70,16 +68,6 @@ static const struct imig_case imig_cases[] = {
 
 #define NR_CASES (sizeof(imig_cases) / sizeof(imig_cases[0]))
 
-/* One device thread's state; written by that thread only (ops: read by main). */
-struct imig_worker {
-	uint64_t rng;
-	uint64_t seq;
-	uint64_t *wbuf, *rbuf;
-	_Atomic uint64_t ops;
-	atomic_bool ready;
-	uint64_t cpu0, wall0, cpu1, wall1;
-} __attribute__((aligned(64)));
-
 /* What the migrations of a run did. */
 struct imig_acc {
 	uint64_t calls, rounds, max_rounds, recopied, write_faults;
@@ -101,41 +89,8 @@ struct imig_bench {
 	struct iom_iommu_migrate_range *ranges;
 	unsigned long base;		/* first page of the current batch */
 	uint64_t *last_seq;		/* per page: the last sequence written */
-	unsigned int nthreads;
-	struct imig_worker *w;
-	/* device threads move bytes only between go and quit (not timed: none) */
-	atomic_bool go, quit;
+	struct devstall ds;		/* the device threads */
 };
-
-/*
- * The main thread runs on cpu 0 while it measures, device threads on 1..;
- * threads the library creates inherit their creator's affinity, so the
- * main thread is pinned only after they started and unpinned before the
- * next start (@on false: back to every cpu it had).
- */
-static cpu_set_t imig_allowed;
-static bool imig_allowed_valid;
-
-static void pin_main(const struct bench_opts *o, bool on)
-{
-	if (!o->pin || !imig_allowed_valid)
-		return;
-	if (on)
-		bench_pin_self(0);
-	else
-		pthread_setaffinity_np(pthread_self(), sizeof(imig_allowed),
-				       &imig_allowed);
-}
-
-static inline uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
 
 static inline unsigned long page_iova(unsigned long i)
 {
@@ -286,17 +241,9 @@ static int setup(const struct bench_opts *o, struct imig_bench *b)
 		bench_error("--iters %lu pages do not fit twice in --mem", b->nr);
 		return -EINVAL;
 	}
-	err = bench_arena_create(&b->arena);
-	if (err) {
-		bench_error("cannot create the metadata arena: %s", strerror(-err));
+	err = bench_machine_create(&cfg, &b->arena, &b->m);
+	if (err)
 		return err;
-	}
-	bench_arena_mem_ops(b->arena, &cfg.mem_ops);
-	err = iom_machine_create(&cfg, &b->m);
-	if (err) {
-		bench_error("iom_machine_create: %s", strerror(-err));
-		return err;
-	}
 	b->cur_phys = calloc(b->nr, sizeof(uint64_t));
 	b->spare_phys = calloc(b->nr, sizeof(uint64_t));
 	b->cur_host = calloc(b->nr, sizeof(char *));
@@ -414,7 +361,7 @@ static int measure_tput(struct imig_bench *b, const struct imig_case *c)
 
 	if (!v)
 		return -ENOMEM;
-	pin_main(o, true);
+	devstall_pin_main(&b->ds, true);
 	/* warm-up: one trip there and back */
 	memset(&acc, 0, sizeof(acc));
 	if ((err = migrate_pass(b, c, &acc)) || (err = migrate_pass(b, c, &acc)))
@@ -467,268 +414,109 @@ static int measure_tput(struct imig_bench *b, const struct imig_case *c)
 		.note = note, .cpu_share = share,
 	});
 	free(v);
-	pin_main(o, false);
+	devstall_pin_main(&b->ds, false);
 	return 0;
 fail:
 	bench_error("%s: migration failed: %s", c->name, strerror(-err));
 out:
 	free(v);
-	pin_main(o, false);
+	devstall_pin_main(&b->ds, false);
 	return err ? err : -EIO;
 }
 
 /* ---- stalls -------------------------------------------------------------- */
 
 /* A device thread's step: one 4 KiB read or write at a random page of its own. */
-static int dev_step(struct iom_device *dev, unsigned int idx, unsigned long iter,
-		    void *priv)
+static int dev_step(void *priv, struct devstall_worker *w, unsigned int idx,
+		    uint64_t x)
 {
 	struct imig_bench *b = priv;
-	struct imig_worker *w = &b->w[idx];
-	unsigned long mine = (b->nr - idx + b->nthreads - 1) / b->nthreads;
-	uint64_t x = xorshift64(&w->rng);
-	unsigned long p = idx + (unsigned long)((x >> 1) % mine) * b->nthreads;
+	unsigned long p = devstall_pick(&b->ds, idx, b->nr, x >> 1);
 	int err;
 
-	if (iter == 0) {
-		if (b->o->pin)
-			bench_pin_self(idx + 1);
-		atomic_store(&w->ready, true);
-		while (!atomic_load_explicit(&b->go, memory_order_acquire))
-			sched_yield();
-		w->cpu0 = bench_thread_cpu_ns();
-		w->wall0 = bench_now_ns();
-	}
-	if (atomic_load_explicit(&b->quit, memory_order_relaxed))
-		return 1;
 	if (x & 1) {
 		w->wbuf[0] = IMIG_STAMP | p;
 		w->wbuf[1] = ++w->seq;
-		err = iom_device_dma_write(dev, page_iova(p), w->wbuf, PG);
+		err = iom_device_dma_write(b->dev, page_iova(p), w->wbuf, PG);
 		if (err)
 			return err;
 		b->last_seq[p] = w->seq;
 	} else {
-		err = iom_device_dma_read(dev, page_iova(p), w->rbuf, PG);
+		err = iom_device_dma_read(b->dev, page_iova(p), w->rbuf, PG);
 		if (err)
 			return err;
 		if (w->rbuf[0] != (IMIG_STAMP | p))
 			return -EIO;
 	}
-	atomic_store_explicit(&w->ops, iter + 1, memory_order_relaxed);
-	if ((iter & 63) == 63) {
-		w->cpu1 = bench_thread_cpu_ns();
-		w->wall1 = bench_now_ns();
-	}
 	return 0;
 }
 
-static uint64_t ops_sum(struct imig_bench *b)
-{
-	uint64_t s = 0;
-
-	for (unsigned int i = 0; i < b->nthreads; i++)
-		s += atomic_load_explicit(&b->w[i].ops, memory_order_relaxed);
-	return s;
-}
-
-struct stall_sample {
-	struct iom_device_thread_stats st;
-	double rate;		/* transactions / s while the main thread worked */
-	double mig_gbs;		/* migration bytes / s under traffic */
-	double share;		/* lowest cpu share of the device threads (no migration) */
-	double main_share;	/* the migrating thread's cpu time / wall time */
-	struct imig_acc acc;
+/* One stall case: its migrations there and back, and what they did. */
+struct imig_stall {
+	struct imig_bench *b;
+	const struct imig_case *c;
+	struct imig_acc acc;	/* of the last run with migration */
 };
 
-/*
- * One stall run: device threads on, then @c's migrations there and back
- * until IMIG_STALL_MIN_MS passed (c NULL: the main thread only waits as
- * long), threads off.
- */
-static int stall_run(struct imig_bench *b, const struct imig_case *c,
-		     uint64_t min_ns, struct stall_sample *s)
+static int stall_pass(void *priv, uint64_t n)
 {
-	struct iom_device_threads *set = NULL;
-	uint64_t t0, t1, o0, o1, c0, passes = 0;
-	double msh;
-	int err;
+	struct imig_stall *s = priv;
 
-	memset(s, 0, sizeof(*s));
-	for (unsigned int i = 0; i < b->nthreads; i++) {
-		b->w[i].ops = 0;
-		b->w[i].ready = false;
-		b->w[i].cpu1 = b->w[i].wall1 = 0;
-	}
-	atomic_store(&b->go, false);
-	atomic_store(&b->quit, false);
-	err = iom_device_threads_start(b->dev, b->nthreads, dev_step, b, &set);
-	if (err) {
-		bench_error("iom_device_threads_start: %s", strerror(-err));
-		return err;
-	}
-	pin_main(b->o, true);
-	/* every thread waits at the start line; no transaction before it */
-	for (unsigned int i = 0; i < b->nthreads; i++)
-		while (!atomic_load(&b->w[i].ready))
-			sched_yield();
-	c0 = bench_thread_cpu_ns();
-	o0 = ops_sum(b);
-	t0 = bench_now_ns();
-	atomic_store_explicit(&b->go, true, memory_order_release);
-	do {
-		if (!c) {
-			struct timespec ts = { 0, 1000000 };
-
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if ((err = migrate_pass(b, c, &s->acc)))
-			break;
-		passes++;
-	} while (bench_now_ns() - t0 < min_ns || (c && passes % 2));
-	atomic_store(&b->quit, true);
-	t1 = bench_now_ns();
-	o1 = ops_sum(b);
-	msh = (double)(bench_thread_cpu_ns() - c0) / (double)(t1 - t0);
-	{
-		int serr = iom_device_threads_stop(set, &s->st);
-
-		pin_main(b->o, false);
-
-		if (!err && serr) {
-			bench_error("a device thread failed: %s%s", strerror(-serr),
-				    serr == -EIO ? " (a read saw another page's content)" : "");
-			err = serr;
-		}
-	}
-	if (err) {
-		if (c)
-			bench_error("%s under traffic: %s", c->name, strerror(-err));
-		return err;
-	}
-	s->rate = (double)(o1 - o0) / ((double)(t1 - t0) / 1e9);
-	s->mig_gbs = (double)passes * (double)b->nr * PG / (double)(t1 - t0);
-	/*
-	 * cpu share: the migrating main thread's; the device threads' only
-	 * without migration (with it they legitimately sleep while blocked).
-	 */
-	s->share = 1;
-	s->main_share = msh;
-	for (unsigned int i = 0; !c && i < b->nthreads; i++) {
-		const struct imig_worker *w = &b->w[i];
-		double sh = w->wall1 > w->wall0 ?
-			(double)(w->cpu1 - w->cpu0) / (double)(w->wall1 - w->wall0) : 1;
-
-		if (sh < s->share)
-			s->share = sh;
-	}
-	return check_pages(b, c ? c->name : "device traffic");
+	if (!n)
+		memset(&s->acc, 0, sizeof(s->acc));
+	return migrate_pass(s->b, s->c, &s->acc);
 }
 
-enum { S_P50, S_P99, S_STALLED_P50, S_STALLED_P99, S_RATE, S_NORATE, S_MEMCPY,
-       S_FRAC, S_MIG, S_MAINSH, S_NR };
+static int stall_check(void *priv, bool migrated)
+{
+	struct imig_stall *s = priv;
+
+	return check_pages(s->b, migrated ? s->c->name : "device traffic");
+}
+
+static double stall_memcpy(void *priv)
+{
+	struct imig_stall *s = priv;
+
+	return memcpy_run(s->b);
+}
+
+static void stall_notes(void *priv, const struct bench_stat *st,
+			const struct devstall_sample *last, char *p99,
+			size_t p99_size, char *rate, size_t rate_size)
+{
+	struct imig_stall *s = priv;
+	unsigned int t = s->b->ds.nthreads;
+	char an[300];
+
+	acc_note(an, sizeof(an), &s->acc, s->c);
+	snprintf(p99, p99_size, "stall of every device transaction (4 KiB, "
+		 "half reads, half writes, random pages, %u thread%s) while %s moves "
+		 "%lu pages there and back for >= %d ms; %.3g %% of transactions "
+		 "stalled; max %llu ns (last run)", t, t > 1 ? "s" : "", s->c->what,
+		 s->b->nr, IMIG_STALL_MIN_MS, st[DS_FRAC].median,
+		 (unsigned long long)last->st.stall_max_ns);
+	snprintf(rate, rate_size, "device transactions a second during the "
+		 "migrations; migration under traffic %.3g GB/s, its thread on a "
+		 "cpu %.0f %% of the time (it sleeps on mig_lock and in waits); "
+		 "last run: %s", st[DS_MIG].median, 100 * st[DS_MAINSH].median, an);
+}
 
 static int measure_stall(struct imig_bench *b, const struct imig_case *c)
 {
-	const struct bench_opts *o = b->o;
-	double *v = calloc((size_t)o->runs * S_NR, sizeof(double));
-	struct bench_stat st[S_NR];
-	struct stall_sample s, none;
-	double share = o->baseline ? 1 : 0;
-	uint64_t min_ns = (uint64_t)IMIG_STALL_MIN_MS * 1000000u;
-	char metric[96], note[700], an[300], bname[120];
-	bool nonblock = c->mode == IOM_IOMMU_MIGRATE_NONBLOCK;
-	unsigned int t = b->nthreads;
-	int r, err;
+	struct imig_stall s = { .b = b, .c = c };
 
-	if (!v)
-		return -ENOMEM;
-	for (r = 0; r < o->runs; r++) {
-		bench_progress(o, "iommu-migrate stall_%s_%ut: run %d/%d", c->name,
-			       t, r + 1, o->runs);
-		/* one 4 KiB memcpy, the same pages, no traffic */
-		pin_main(o, true);
-		v[S_MEMCPY * o->runs + r] = memcpy_run(b) / (2.0 * (double)b->nr);
-		pin_main(o, false);
-		if ((err = stall_run(b, c, min_ns, &s)))
-			goto out;
-		v[S_MAINSH * o->runs + r] = s.main_share;
-		v[S_P50 * o->runs + r] = (double)s.st.stall_p50_ns;
-		v[S_P99 * o->runs + r] = (double)s.st.stall_p99_ns;
-		v[S_STALLED_P50 * o->runs + r] = (double)s.st.stalled_p50_ns;
-		v[S_STALLED_P99 * o->runs + r] = (double)s.st.stalled_p99_ns;
-		v[S_RATE * o->runs + r] = s.rate / 1e6;
-		v[S_FRAC * o->runs + r] = s.st.transactions ?
-			100.0 * (double)s.st.stalled / (double)s.st.transactions : 0;
-		v[S_MIG * o->runs + r] = s.mig_gbs;
-		if (o->baseline) {
-			if ((err = stall_run(b, NULL, min_ns, &none)))
-				goto out;
-			if (none.share < share)
-				share = none.share;
-			v[S_NORATE * o->runs + r] = none.rate / 1e6;
-		}
-	}
-	for (int k = 0; k < S_NR; k++)
-		bench_stat_compute(v + k * o->runs,
-				   k == S_NORATE && !o->baseline ? 0 : o->runs, &st[k]);
-	acc_note(an, sizeof(an), &s.acc, c);
-	snprintf(bname, sizeof(bname), "one 4 KiB memcpy between the same pages "
-		 "(mean of %lu, no traffic)", 2 * b->nr);
-
-	snprintf(metric, sizeof(metric), "stall_%s_%ut_p99", c->name, t);
-	snprintf(note, sizeof(note), "stall of every device transaction (4 KiB, "
-		 "half reads, half writes, random pages, %u thread%s) while %s moves "
-		 "%lu pages there and back for >= %d ms; %.3g %% of transactions "
-		 "stalled; max %llu ns (last run)", t, t > 1 ? "s" : "", c->what,
-		 b->nr, IMIG_STALL_MIN_MS, st[S_FRAC].median,
-		 (unsigned long long)s.st.stall_max_ns);
-	bench_report(o, &(struct bench_result){
-		.bench = "iommu-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_P99], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname,
-		.goal = nonblock ? "ratio<=2" : NULL,
-		.goal_met = st[S_MEMCPY].median > 0 &&
-			    st[S_P99].median <= 2 * st[S_MEMCPY].median,
-		.note = note, .cpu_share = share,
+	return devstall_measure(&b->ds, &(struct devstall_case){
+		.bench = "iommu-migrate", .name = c->name,
+		.min_ns = (uint64_t)IMIG_STALL_MIN_MS * 1000000u,
+		.pass_pages = b->nr, .even_passes = true,
+		.memcpy_pages = 2 * b->nr,
+		.p99_goal = c->mode == IOM_IOMMU_MIGRATE_NONBLOCK ? "ratio<=2" : NULL,
+		.thread_eio = " (a read saw another page's content)",
+		.say_failure = true,
+		.pass = stall_pass, .check = stall_check,
+		.memcpy_ns = stall_memcpy, .notes = stall_notes, .priv = &s,
 	});
-	snprintf(metric, sizeof(metric), "stall_%s_%ut_p50", c->name, t);
-	bench_report(o, &(struct bench_result){
-		.bench = "iommu-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_P50], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname, .note = "every transaction",
-		.cpu_share = share,
-	});
-	snprintf(metric, sizeof(metric), "stalled_%s_%ut_p99", c->name, t);
-	bench_report(o, &(struct bench_result){
-		.bench = "iommu-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_STALLED_P99], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname, .note = "over the transactions that waited",
-		.cpu_share = share,
-	});
-	snprintf(metric, sizeof(metric), "stalled_%s_%ut_p50", c->name, t);
-	bench_report(o, &(struct bench_result){
-		.bench = "iommu-migrate", .metric = metric, .unit = "ns",
-		.value = st[S_STALLED_P50], .baseline = &st[S_MEMCPY],
-		.baseline_name = bname, .note = "over the transactions that waited",
-		.cpu_share = share,
-	});
-	snprintf(metric, sizeof(metric), "dma_rate_%s_%ut", c->name, t);
-	snprintf(note, sizeof(note), "device transactions a second during the "
-		 "migrations; migration under traffic %.3g GB/s, its thread on a "
-		 "cpu %.0f %% of the time (it sleeps on mig_lock and in waits); "
-		 "last run: %s", st[S_MIG].median, 100 * st[S_MAINSH].median, an);
-	bench_report(o, &(struct bench_result){
-		.bench = "iommu-migrate", .metric = metric, .unit = "M/s",
-		.value = st[S_RATE], .baseline = o->baseline ? &st[S_NORATE] : NULL,
-		.baseline_name = "the same device threads without migration",
-		.note = note, .cpu_share = share,
-	});
-	err = 0;
-out:
-	free(v);
-	return err;
 }
 
 /* ---- entry --------------------------------------------------------------- */
@@ -764,24 +552,9 @@ int bench_iommu_migrate(const struct bench_opts *o)
 		bench_error("--only '%s' matches no case", o->only);
 		return 1;
 	}
-	imig_allowed_valid = !sched_getaffinity(0, sizeof(imig_allowed),
-						&imig_allowed);
 	err = setup(o, &b);
-	if (!err) {
-		b.w = aligned_alloc(64, sizeof(*b.w) * maxt);
-		if (!b.w)
-			err = -ENOMEM;
-	}
-	for (t = 0; !err && t < maxt; t++) {
-		memset(&b.w[t], 0, sizeof(b.w[t]));
-		b.w[t].rng = 0x9e3779b97f4a7c15ULL * (t + 1);
-		b.w[t].wbuf = aligned_alloc(64, PG);
-		b.w[t].rbuf = aligned_alloc(64, PG);
-		if (!b.w[t].wbuf || !b.w[t].rbuf)
-			err = -ENOMEM;
-		else
-			memset(b.w[t].wbuf, 0x5a, PG);
-	}
+	if (!err)
+		err = devstall_init(&b.ds, o, b.dev, dev_step, &b, maxt, true);
 	if (err)
 		goto out;
 	bench_report_host(o);
@@ -789,18 +562,13 @@ int bench_iommu_migrate(const struct bench_opts *o)
 		if (selected(o, "tput", imig_cases[ci].name))
 			err = measure_tput(&b, &imig_cases[ci]);
 	for (t = 1; t <= maxt && !err; t = t == 1 && maxt > 1 ? maxt : maxt + 1) {
-		b.nthreads = t;
+		b.ds.nthreads = t;
 		for (ci = 0; ci < NR_CASES && !err; ci++)
 			if (selected(o, "stall", imig_cases[ci].name))
 				err = measure_stall(&b, &imig_cases[ci]);
 	}
 out:
-	if (b.w)
-		for (t = 0; t < maxt; t++) {
-			free(b.w[t].wbuf);
-			free(b.w[t].rbuf);
-		}
-	free(b.w);
+	devstall_fini(&b.ds);
 	teardown(&b);
 	if (err) {
 		bench_error("iommu-migrate: %s", strerror(-err));

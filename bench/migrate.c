@@ -40,44 +40,6 @@ struct migrate_bench {
 	unsigned long stamp;
 };
 
-/* Touch every page of the simulated memory once: allocate it all, write
- * it, free it. Host page faults are then out of the timed runs. */
-static int prefault_machine(struct iom_machine *m)
-{
-	struct iom_page **blocks;
-	unsigned int order = iom_pageblock_order(m);
-	size_t n = 0, cap = 1024, i;
-
-	blocks = malloc(cap * sizeof(*blocks));
-	if (!blocks)
-		return -ENOMEM;
-	for (;;) {
-		struct iom_page *p = iom_alloc_pages(m, IOM___GFP_MOVABLE |
-						     IOM___GFP_HIGHMEM |
-						     IOM___GFP_NOWARN, order);
-
-		if (!p)
-			break;
-		if (n == cap) {
-			struct iom_page **nb = realloc(blocks, 2 * cap * sizeof(*nb));
-
-			if (!nb) {
-				iom___free_pages(m, p, order);
-				break;
-			}
-			blocks = nb;
-			cap *= 2;
-		}
-		memset(iom_page_address(m, p), 0, (size_t)PG << order);
-		blocks[n++] = p;
-	}
-	for (i = 0; i < n; i++)
-		iom___free_pages(m, blocks[i], order);
-	free(blocks);
-	iom_drain_all_pages(m);
-	return 0;
-}
-
 /* Write a new stamp into every page of the mapping. */
 static int stamp_pages(struct migrate_bench *b)
 {
@@ -140,7 +102,7 @@ static int setup(const struct bench_opts *o, struct migrate_bench *b)
 		bench_error("iom_machine_create: %s", strerror(-err));
 		return err;
 	}
-	err = prefault_machine(b->m);
+	err = bench_prefault_machine(b->m);
 	if (!err)
 		err = iom_mm_create(b->m, &b->mm);
 	if (err)

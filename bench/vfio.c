@@ -40,43 +40,6 @@ struct vfio_bench {
 	unsigned char *src, *dst;	/* memcpy baseline */
 };
 
-/* Touch every page of the simulated memory once (allocate, write, free). */
-static int prefault_machine(struct iom_machine *m)
-{
-	unsigned int order = iom_pageblock_order(m);
-	struct iom_page **blocks;
-	size_t n = 0, cap = 1024, i;
-
-	blocks = malloc(cap * sizeof(*blocks));
-	if (!blocks)
-		return -ENOMEM;
-	for (;;) {
-		struct iom_page *p = iom_alloc_pages(m, IOM___GFP_MOVABLE |
-						     IOM___GFP_HIGHMEM |
-						     IOM___GFP_NOWARN, order);
-
-		if (!p)
-			break;
-		if (n == cap) {
-			struct iom_page **nb = realloc(blocks, 2 * cap * sizeof(*nb));
-
-			if (!nb) {
-				iom___free_pages(m, p, order);
-				break;
-			}
-			blocks = nb;
-			cap *= 2;
-		}
-		memset(iom_page_address(m, p), 0, (size_t)PG << order);
-		blocks[n++] = p;
-	}
-	for (i = 0; i < n; i++)
-		iom___free_pages(m, blocks[i], order);
-	free(blocks);
-	iom_drain_all_pages(m);
-	return 0;
-}
-
 /* Physically contiguous runs of the guest RAM's pages. */
 static unsigned long count_runs(struct vfio_bench *b)
 {
@@ -116,7 +79,7 @@ static int setup(const struct bench_opts *o, struct vfio_bench *b)
 		bench_error("iom_machine_create: %s", strerror(-err));
 		return err;
 	}
-	err = prefault_machine(b->m);
+	err = bench_prefault_machine(b->m);
 	if (!err)
 		err = iom_mm_create(b->m, &b->mm);
 	if (!err)
