@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <iommig/gup.h>
 #include <iommig/migrate_device.h>
 
 #include "mm_util.h"
@@ -794,6 +795,94 @@ static void bad_arguments(void **state)
 #undef ARGS
 }
 
+/*
+ * What this proves: a FOLL_LONGTERM pin of pages that sit on the device
+ * faults them back to system memory first (seed 002 meets seed 003), with
+ * their data, and a pinned page is not collected for the device.
+ */
+static void longterm_pin_brings_device_pages_back(void **state)
+{
+	struct iom_page *pages[4];
+	struct env e;
+	unsigned int i;
+
+	(void)state;
+	env_init(&e, NPAGES);
+	cpu_fill(e.mm, e.a, 4, 11);
+	assert_int_equal(dmirror_migrate_to_device(&e.dmirror, e.a, 4), 4);
+	assert_int_equal(iom_pin_user_pages(e.mm, e.a, 4,
+					    IOM_FOLL_WRITE | IOM_FOLL_LONGTERM, pages), 4);
+	assert_int_equal(atomic_load(&e.dmirror.faults), 4);
+	for (i = 0; i < 4; i++) {
+		assert_true(in_ram(e.mm, e.a + i * PG));
+		assert_null(iom_page_pgmap(e.m, pages[i]));
+		assert_true(check(iom_page_address(e.m, pages[i]), 11 + i));
+	}
+	assert_int_equal(dmirror_migrate_to_device(&e.dmirror, e.a, 4), 0);
+	iom_unpin_user_pages(e.m, pages, 4);
+	assert_int_equal(dmirror_migrate_to_device(&e.dmirror, e.a, 4), 4);
+	cpu_check(e.mm, e.a, 4, 11);
+	env_fini(&e);
+}
+
+struct dev_reader {
+	struct dmirror *dmirror;
+	uint64_t a;
+	atomic_bool stop;
+	atomic_ulong ok;
+	unsigned long bad, gone;
+};
+
+static void *dev_reader_fn(void *arg)
+{
+	struct dev_reader *r = arg;
+	unsigned char buf[PG];
+
+	while (!atomic_load(&r->stop)) {
+		for (unsigned int i = 0; i < NPAGES; i++) {
+			int ret = dmirror_access(r->dmirror, r->a + i * PG, buf, false);
+
+			if (ret == -ENOENT)
+				r->gone++;
+			else if (ret || !check(buf, 60 + i))
+				r->bad++;
+			else
+				atomic_fetch_add(&r->ok, 1);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * What this proves: the teardown race: munmap while the device reads its
+ * copies gives each read either the right data or -ENOENT (the MMU
+ * notifier cleared the device page table before the pages were freed),
+ * and every device page goes back to the driver.
+ */
+static void munmap_while_device_reads(void **state)
+{
+	struct dev_reader r = { 0 };
+	pthread_t t;
+	struct env e;
+
+	(void)state;
+	env_init(&e, NPAGES);
+	cpu_fill(e.mm, e.a, NPAGES, 60);
+	assert_int_equal(dmirror_migrate_to_device(&e.dmirror, e.a, NPAGES), NPAGES);
+	r.dmirror = &e.dmirror;
+	r.a = e.a;
+	atomic_init(&r.ok, 0);
+	assert_int_equal(pthread_create(&t, NULL, dev_reader_fn, &r), 0);
+	while (atomic_load(&r.ok) < NPAGES)
+		sched_yield();
+	assert_int_equal(iom_munmap(e.mm, e.a, NPAGES * PG), 0);
+	atomic_store(&r.stop, true);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(atomic_load(&e.mdevice.calloc), atomic_load(&e.mdevice.cfree));
+	env_fini(&e);
+}
+
 /* ---- concurrency ---------------------------------------------------------------- */
 
 #define CC_ROUNDS 40
@@ -886,6 +975,8 @@ int main(void)
 		cmocka_unit_test(device_alloc_failure_keeps_pages_in_ram),
 		cmocka_unit_test(missing_copy_is_caught),
 		cmocka_unit_test(bad_arguments),
+		cmocka_unit_test(longterm_pin_brings_device_pages_back),
+		cmocka_unit_test(munmap_while_device_reads),
 		cmocka_unit_test(cpu_reader_races_migration),
 	};
 
