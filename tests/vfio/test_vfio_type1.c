@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <iommig/cma.h>
 #include <iommig/vfio.h>
 
 #include "iommu/iommu-priv.h"
@@ -305,7 +306,8 @@ static void mixed_buffer_maps_one_entry_per_run(void **state)
 /*
  * What this proves: a contiguous run longer than one pin batch (512
  * pages) is still one iommu_map(): 4 MiB contiguous at a 2 MiB-aligned
- * address become two 2 MiB blocks from one call.
+ * address become two 2 MiB blocks from one call; and a block needs the
+ * IOVA and the physical address aligned alike.
  */
 static void contiguous_run_spans_pin_batches(void **state)
 {
@@ -329,6 +331,26 @@ static void contiguous_run_spans_pin_batches(void **state)
 	assert_int_equal(info.map_calls, 1);
 	assert_int_equal(iom_vfio_unmap_dma(r.c, IOVA, 4 * MiB, 0, &unmapped), 0);
 	assert_int_equal(unmapped, 4 * MiB);
+
+	/*
+	 * Blocks need the IOVA and the physical address equally aligned: the
+	 * same run from its second page at an aligned IOVA gets none (1023
+	 * pages); at the IOVA one page in, a 2 MiB block where both align.
+	 */
+	assert_int_equal(iom_vfio_map_dma(r.c, b + PG, IOVA, 4 * MiB - PG, DMA_RW), 0);
+	info = info_of(&r);
+	assert_int_equal(info.nr_leaves[2], 0);
+	assert_int_equal(info.nr_leaves[3], 1023);
+	assert_int_equal(info.map_calls, 2);
+	assert_int_equal(iom_vfio_unmap_dma(r.c, IOVA, 4 * MiB - PG, 0, &unmapped), 0);
+	assert_int_equal(unmapped, 4 * MiB - PG);
+	assert_int_equal(iom_vfio_map_dma(r.c, b + PG, IOVA + PG, 4 * MiB - PG, DMA_RW), 0);
+	info = info_of(&r);
+	assert_int_equal(info.nr_leaves[2], 1);
+	assert_int_equal(info.nr_leaves[3], 511);
+	assert_int_equal(info.map_calls, 3);
+	assert_int_equal(iom_vfio_unmap_dma(r.c, IOVA + PG, 4 * MiB - PG, 0, &unmapped), 0);
+	assert_int_equal(unmapped, 4 * MiB - PG);
 	rig_down(&r);
 }
 
@@ -709,10 +731,22 @@ static void pins_leave(struct iom_machine_config *cfg, bool cma)
 		assert_int_equal(iom_device_dma_read(r.dev, IOVA + i * PG, got, sizeof(got)), 0);
 		assert_string_equal(got, want);
 	}
+	if (cma) {
+		/* seed 002's point: the whole area can still be allocated */
+		struct iom_cma *area = iom_cma_get(r.m, 0);
+		unsigned long n = (unsigned long)(iom_cma_get_size(area) / PG);
+		struct iom_page *p = iom_cma_alloc(area, n, 0, false);
+
+		assert_non_null(p);
+		assert_int_equal(iom_cma_release(area, p, n), 0);
+	}
 	rig_down(&r);
 }
 
-/* What this proves: guest RAM in a CMA area is migrated out before it is pinned. */
+/*
+ * What this proves: guest RAM in a CMA area is migrated out before it is
+ * pinned, so the whole area can still be allocated while it is mapped.
+ */
 static void map_migrates_pages_out_of_cma_first(void **state)
 {
 	struct iom_machine_config cfg = { 0 };
