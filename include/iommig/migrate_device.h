@@ -191,17 +191,18 @@ struct iom_migrate_vma {
 };
 
 /**
- * iom_migrate_vma_setup() - steps 2 of seed 003: invalidate secondary MMUs
+ * iom_migrate_vma_setup() - step 2 of seed 003: invalidate secondary MMUs
  * (event MIGRATE with @args->pgmap_owner), collect the pages of the range
  * into @args->src, lock them, isolate them and replace their PTEs by
  * migration entries. A none PTE gives an entry with MIGRATE and no page
- * (the driver fills a zeroed page). Pages that cannot be taken (locked
- * elsewhere, mapped by more than one PTE, pinned, not anonymous, not
- * selected by @flags and @pgmap_owner) get no MIGRATE bit.
+ * (the driver fills a zeroed page). A page also mapped in another process
+ * (shared after fork) gets migration entries there too (try_to_migrate()).
+ * Pages that cannot be taken (locked elsewhere, pinned or otherwise
+ * referenced, not anonymous, not selected by @flags and @pgmap_owner) get
+ * no MIGRATE bit.
  *
  * Simplified: anonymous private VMAs only (as the kernel largely), order-0
- * pages only, pages mapped once only (a page shared with a forked child is
- * left alone instead of being unmapped everywhere through rmap).
+ * pages only.
  *
  * Context: @args->mm's mmap_lock held for read. May sleep (notifiers).
  * Return: 0 (even if nothing was collected: @cpages says); -EINVAL for a

@@ -3,12 +3,13 @@
  * Migration of a process range to and from device-private memory
  * (mm/migrate_device.c: migrate_vma_setup, migrate_vma_collect,
  * migrate_vma_unmap, migrate_vma_pages, migrate_vma_insert_page,
- * migrate_vma_finalize). Simplified: anonymous private VMAs only, order-0
- * pages only, and only pages mapped by exactly one PTE (the one in the
- * range): collect turns that PTE into a migration entry itself, as the
- * kernel's fast path does, so unmap never needs try_to_migrate() and
- * finalize restores the entries by address instead of through rmap. No
- * shared zero page exists here, so present PTEs always have a page.
+ * migrate_vma_finalize). Simplified: anonymous private VMAs only and
+ * order-0 pages only. As the kernel's fast path, collect turns the PTE in
+ * the range into a migration entry at once; a page also mapped elsewhere
+ * (shared with a forked process) is unmapped there by try_to_migrate(),
+ * and finalize puts every entry back through rmap (remove_migration_ptes(),
+ * which knows device-private pages). No shared zero page exists here, so
+ * present PTEs always have a page.
  *
  * Conventions in this file: @args the migration, @i an index into
  * args->src/dst, @addr = args->start + @i pages.
@@ -140,10 +141,6 @@ static int migrate_vma_collect_pte(pte_t *ptep, uint64_t addr,
 		dirty = pte_dirty(pte);
 		device = false;
 	}
-	/* mapped elsewhere too (forked): left alone, see the file header */
-	if (iom_page_mapcount(page) != 1)
-		return 0;
-
 	mig_get_page(m, page);
 	if (page != args->fault_page && !iom_trylock_page(page)) {
 		atomic_fetch_sub_explicit(&page->_refcount, 1, memory_order_relaxed);
@@ -189,52 +186,6 @@ static void migrate_vma_collect(struct iom_migrate_vma *args,
 
 /* ---- putting a page back where its migration entry is ------------------ */
 
-/*
- * remove_migration_pte() for the entry at @i: map @new (a present PTE, or
- * a device-private entry for a device page) where the migration entry for
- * @old is, with the entry's write and dirty state. @new == @old restores.
- */
-static void remove_migration_pte(struct iom_migrate_vma *args,
-				 struct vm_area_struct *vma, unsigned long i,
-				 struct iom_page *old, struct iom_page *new)
-{
-	struct iom_mm *mm = args->mm;
-	struct iom_machine *m = mm->m;
-	unsigned long pfn = page_to_pfn_any(m, new);
-	swp_entry_t entry;
-	pte_t *ptep, pte;
-	bool write;
-
-	ptep = pte_offset_map_lock(mm, mig_addr(args, i));
-	IOM_BUG_ON(!ptep);
-	if (!ptep)
-		return;
-	pte = ptep_get(ptep);
-	entry = pte_to_swp_entry(pte);
-	IOM_BUG_ON(!pte_is_migration(pte) ||
-		   swp_offset(entry) != page_to_pfn_any(m, old));
-	if (!pte_is_migration(pte) || swp_offset(entry) != page_to_pfn_any(m, old)) {
-		pte_unmap_unlock(mm);
-		return;
-	}
-	write = is_writable_migration_entry(entry);
-	if (is_zone_device_page(m, new)) {
-		pte = swp_entry_to_pte(swp_entry(write ? SWP_DEVICE_WRITE :
-						 SWP_DEVICE_READ, pfn));
-	} else {
-		pte = pfn_pte(pfn, _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED);
-		if (write)
-			pte = pte_mkwrite(pte);
-		if (write && is_migration_entry_dirty(entry))
-			pte = pte_mkdirty(pte);
-		atomic_fetch_add(&mm->rss_anon, 1);
-	}
-	mig_get_page(m, new);
-	page_add_anon_rmap(new, vma, mig_addr(args, i));
-	set_pte(ptep, pte);
-	pte_unmap_unlock(mm);
-}
-
 /* The collector's references on @page, which is not migrating: restore. */
 static void migrate_vma_restore(struct iom_migrate_vma *args,
 				struct vm_area_struct *vma, unsigned long i,
@@ -242,7 +193,9 @@ static void migrate_vma_restore(struct iom_migrate_vma *args,
 {
 	struct iom_machine *m = args->mm->m;
 
-	remove_migration_pte(args, vma, i, page, page);
+	(void)vma;
+	(void)i;
+	remove_migration_ptes(page, page);
 	if (page != args->fault_page)
 		iom_unlock_page(page);
 	if (isolated)
@@ -273,6 +226,9 @@ static void migrate_vma_unmap(struct iom_migrate_vma *args,
 			isolated = true;
 			expected = 2;
 		}
+		/* mapped elsewhere too (fork): migration entries there as well */
+		if (iom_page_mapped(page))
+			try_to_migrate(m, page, 0);
 		/* migrate_vma_check_page(): no pin or other user */
 		if (iom_page_ref_count(page) == expected &&
 		    !iom_page_mapped(page))
@@ -467,7 +423,7 @@ void iom_migrate_vma_finalize(struct iom_migrate_vma *args)
 			migrate_vma_restore(args, vma, i, page, !device);
 			continue;
 		}
-		remove_migration_pte(args, vma, i, page, newpage);
+		remove_migration_ptes(page, newpage);
 		/* the old page leaves the process: no longer anonymous */
 		set_page_mapping(page, NULL);
 		iom_ClearPageDirty(page);

@@ -154,7 +154,7 @@ static inline swp_entry_t make_migration_entry(const struct iom_machine *m,
 					       bool write)
 {
 	return swp_entry(write ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ,
-			 page_to_pfn(m, page));
+			 page_to_pfn_any(m, page));	/* a device page's too */
 }
 static inline swp_entry_t make_migration_entry_dirty(swp_entry_t e)
 {
@@ -510,6 +510,12 @@ bool try_to_migrate(struct iom_machine *m, struct iom_page *page,
 		    enum ttu_flags flags);
 /* The one flush owed for the PTEs cleared with TTU_BATCH_FLUSH. */
 void try_to_unmap_flush(void);
+/*
+ * remove_migration_ptes() without the public checks: @src and @dst may be
+ * device-private pages (migrate_device.c); a device @dst gets
+ * device-private entries. Context: as iom_remove_migration_ptes().
+ */
+void remove_migration_ptes(struct iom_page *src, struct iom_page *dst);
 
 struct vm_area_struct *find_vma(struct iom_mm *mm, uint64_t addr);
 struct vm_area_struct *vma_lookup(struct iom_mm *mm, uint64_t addr);

@@ -476,6 +476,25 @@ static uint64_t copy_pte_table(struct vm_area_struct *dst_vma,
 		if (!pte_present(pte)) {
 			swp_entry_t e = pte_to_swp_entry(pte);
 
+			/*
+			 * copy_nonpresent_pte(): a device-private entry maps
+			 * its page: one more reference and mapcount, and a
+			 * COW mapping shares it read-only in both.
+			 */
+			if (is_device_private_entry(e)) {
+				struct iom_page *dpage =
+					device_private_entry_to_page(m, e);
+
+				get_device_page(dpage);
+				page_dup_rmap(dpage);
+				if (swp_type(e) == SWP_DEVICE_WRITE && cow) {
+					pte = swp_entry_to_pte(swp_entry(SWP_DEVICE_READ,
+									 swp_offset(e)));
+					set_pte(src, pte);
+				}
+				set_pte(dst, pte);
+				continue;
+			}
 			if (is_writable_migration_entry(e) && cow) {
 				pte = swp_entry_to_pte(make_readable_migration_entry(swp_offset(e)));
 				set_pte(src, pte);

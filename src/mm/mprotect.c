@@ -27,6 +27,9 @@ static int change_pte_entry(pte_t *ptep, uint64_t addr, struct mm_walk *walk)
 		if (is_writable_migration_entry(e))
 			set_pte(ptep, swp_entry_to_pte(
 				make_readable_migration_entry(swp_offset(e))));
+		else if (swp_type(e) == SWP_DEVICE_WRITE)
+			set_pte(ptep, swp_entry_to_pte(
+				swp_entry(SWP_DEVICE_READ, swp_offset(e))));
 	}
 	return 0;
 }

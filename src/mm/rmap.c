@@ -15,6 +15,8 @@
 #include <iommig/filemap.h>
 #include <iommig/memory.h>
 
+#include <iommig/migrate_device.h>
+
 #include "mm_types.h"
 
 /* ---- anon_vma ----------------------------------------------------------- */
@@ -419,7 +421,11 @@ static bool rmap_walk_pinned(struct iom_page *page,
 	return true;
 }
 
-/* Is the PTE at @addr of @vma a present mapping of @page? Under page_table_lock. */
+/*
+ * Is the PTE at @addr of @vma a mapping of @page: present, or for a device
+ * page its device-private entry (page_vma_mapped_walk())? Under
+ * page_table_lock.
+ */
 static pte_t *page_vma_mapped(struct iom_page *page, struct vm_area_struct *vma,
 			      uint64_t addr)
 {
@@ -430,9 +436,13 @@ static pte_t *page_vma_mapped(struct iom_page *page, struct vm_area_struct *vma,
 	if (!ptep)
 		return NULL;
 	pte = ptep_get(ptep);
-	if (!pte_present(pte) || pte_pfn(pte) != page_to_pfn(m, page))
-		return NULL;
-	return ptep;
+	if (pte_present(pte))
+		return pte_pfn(pte) == page_to_pfn(m, page) ? ptep : NULL;
+	if (is_zone_device_page(m, page) && is_swap_pte(pte) &&
+	    is_device_private_entry(pte_to_swp_entry(pte)) &&
+	    swp_offset(pte_to_swp_entry(pte)) == pgmap_page_to_pfn(page))
+		return ptep;
+	return NULL;
 }
 
 /* Transfer a PTE's dirty bit to the page (folio_mark_dirty()). */
@@ -540,6 +550,7 @@ static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 {
 	struct iom_mm *mm = vma->vm_mm;
 	struct iom_mmu_notifier_range range;
+	bool device = is_zone_device_page(mm->m, page);
 	pte_t *ptep, pte = 0;
 
 	mmu_notifier_range_init(&range, event, mm, addr, addr + IOM_PAGE_SIZE);
@@ -547,19 +558,31 @@ static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 	ptl_lock(mm);
 	ptep = page_vma_mapped(page, vma, addr);
 	if (ptep) {
+		bool write, dirty;
+
 		pte = ptep_get(ptep);
+		if (device) {
+			/* a device-private entry: the device may have written */
+			write = swp_type(pte_to_swp_entry(pte)) == SWP_DEVICE_WRITE;
+			dirty = write;
+		} else {
+			write = pte_write(pte);
+			dirty = pte_dirty(pte);
+		}
 		if (migration_entry) {
-			swp_entry_t entry = make_migration_entry(mm->m, page, pte_write(pte));
+			swp_entry_t entry = make_migration_entry(mm->m, page, write);
 
 			/* remember the dirty bit for the new PTE (Linux 6.1) */
-			if (pte_dirty(pte))
+			if (dirty)
 				entry = make_migration_entry_dirty(entry);
 			set_pte(ptep, swp_entry_to_pte(entry));
 		}
 		else
 			pte_clear(ptep);
 		page_remove_rmap(page, vma);
-		atomic_fetch_sub(iom_PageAnon(page) ? &mm->rss_anon : &mm->rss_file, 1);
+		if (!device)
+			atomic_fetch_sub(iom_PageAnon(page) ? &mm->rss_anon :
+					 &mm->rss_file, 1);
 		/* ptep_get_and_clear() + deferred flush, or ptep_clear_flush() */
 		if (flags & TTU_BATCH_FLUSH)
 			set_tlb_ubc_flush_pending(mm);
@@ -568,7 +591,9 @@ static bool unmap_one(struct iom_page *page, struct vm_area_struct *vma,
 	}
 	ptl_unlock(mm);
 	mmu_notifier_invalidate_range_end(&range);
-	if (ptep) {
+	if (ptep && device) {
+		put_device_page(page);		/* the caller holds one more */
+	} else if (ptep) {
 		if (pte_dirty(pte))
 			pte_dirty_to_page(page);
 		iom_put_page(mm->m, page);
@@ -637,13 +662,14 @@ bool try_to_migrate(struct iom_machine *m, struct iom_page *page,
 		.rmap_one = try_to_migrate_one,
 	};
 
-	if (!m || !page || !page_in_mem_map(m, page))
+	/* a device-private page too (migrate_device.c) */
+	if (!m || !page || (!page_in_mem_map(m, page) && !iom_page_pgmap(m, page)))
 		return false;
 	if (!iom_page_mapped(page))
 		return true;
 	if (iom_page_ref_count(page) <= iom_page_mapcount(page)) {
 		iom_warn(m, "try_to_migrate: pfn %#lx: the caller holds no reference",
-			 page_to_pfn(m, page));
+			 page_to_pfn_any(m, page));
 		return false;
 	}
 	rmap_walk_pinned(page, &rwc);
@@ -678,8 +704,18 @@ static bool remove_migration_pte(struct iom_page *page, struct vm_area_struct *v
 	if (!pte_is_migration(pte))
 		goto out;
 	entry = pte_to_swp_entry(pte);
-	if (swp_offset(entry) != page_to_pfn(m, a->src))
+	if (swp_offset(entry) != page_to_pfn_any(m, a->src))
 		goto out;
+	if (is_zone_device_page(m, a->dst)) {
+		/* migrate_device.c: the page now lives on the device */
+		pte = swp_entry_to_pte(swp_entry(is_writable_migration_entry(entry) ?
+						 SWP_DEVICE_WRITE : SWP_DEVICE_READ,
+						 pgmap_page_to_pfn(a->dst)));
+		atomic_fetch_add(&a->dst->_refcount, 1);
+		page_add_anon_rmap(a->dst, vma, addr);
+		set_pte(ptep, pte);
+		goto out;
+	}
 	pte = pfn_pte(page_to_pfn(m, a->dst), _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED);
 	if (is_writable_migration_entry(entry)) {
 		pte = pte_mkwrite(pte);
@@ -706,6 +742,14 @@ out:
  * @dst restores after a failed migration.
  * Context: both pages locked; see iom_try_to_migrate() for the references.
  */
+void remove_migration_ptes(struct iom_page *src, struct iom_page *dst)
+{
+	struct remove_migration_arg a = { .src = src, .dst = dst };
+	struct rmap_walk_control rwc = { .arg = &a, .rmap_one = remove_migration_pte };
+
+	rmap_walk(page_mapping_raw(dst) ? dst : src, &rwc);
+}
+
 void iom_remove_migration_ptes(struct iom_machine *m, struct iom_page *src,
 			       struct iom_page *dst)
 {

@@ -321,12 +321,13 @@ static void dmirror_devmem_fault_alloc_and_copy(struct iom_migrate_vma *args,
 	}
 }
 
-static long dmirror_migrate_back(struct dmirror *dmirror, uint64_t start,
-				 unsigned long npages, struct iom_page *fault_page)
+static long dmirror_migrate_back(struct dmirror *dmirror, struct iom_mm *mm,
+				 uint64_t start, unsigned long npages,
+				 struct iom_page *fault_page)
 {
 	unsigned long src[NPAGES], dst[NPAGES], i, n = 0;
 	struct iom_migrate_vma args = {
-		.mm = dmirror->mm, .start = start, .end = start + npages * PG,
+		.mm = mm, .start = start, .end = start + npages * PG,
 		.src = src, .dst = dst, .pgmap_owner = dmirror->mdevice,
 		.flags = IOM_MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 		.fault_page = fault_page,
@@ -351,7 +352,7 @@ static long dmirror_migrate_to_system(struct dmirror *dmirror, uint64_t start,
 	long ret;
 
 	iom_mmap_read_lock(dmirror->mm);
-	ret = dmirror_migrate_back(dmirror, start, npages, NULL);
+	ret = dmirror_migrate_back(dmirror, dmirror->mm, start, npages, NULL);
 	iom_mmap_read_unlock(dmirror->mm);
 	return ret;
 }
@@ -362,7 +363,8 @@ static int dmirror_devmem_fault(struct iom_vm_fault *vmf)
 	struct dmirror *dmirror = (struct dmirror *)vmf->page->private;
 	long n;
 
-	n = dmirror_migrate_back(dmirror, vmf->address, 1, vmf->page);
+	/* the faulting process may be a forked child of the mirrored one */
+	n = dmirror_migrate_back(dmirror, vmf->mm, vmf->address, 1, vmf->page);
 	if (n < 0)
 		return (int)n;
 	if (n)
@@ -825,6 +827,60 @@ static void longterm_pin_brings_device_pages_back(void **state)
 	env_fini(&e);
 }
 
+/*
+ * What this proves: fork shares a page on the device (one more reference
+ * and mapcount, read-only in both, as copy_nonpresent_pte()); the child's
+ * CPU read brings it back for both processes through rmap
+ * (try_to_migrate() of the parent's entry, remove_migration_ptes() into
+ * both), a write then copies on write, and a shared device page migrates
+ * back by MIGRATE_TO_SYS too. mprotect(PROT_READ) makes a writable
+ * device-private entry read-only.
+ */
+static void fork_shares_device_pages(void **state)
+{
+	unsigned char buf[PG];
+	struct iom_mm *child;
+	struct env e;
+	unsigned int i;
+
+	(void)state;
+	env_init(&e, NPAGES);
+	cpu_fill(e.mm, e.a, 4, 20);
+	assert_int_equal(dmirror_migrate_to_device(&e.dmirror, e.a, 4), 4);
+	assert_int_equal(swp_type(pte_to_swp_entry(test_get_pte(e.mm, e.a))),
+			 SWP_DEVICE_WRITE);
+	assert_int_equal(iom_fork(e.mm, &child), 0);
+	for (i = 0; i < 4; i++) {
+		assert_true(on_device(child, e.a + i * PG));
+		assert_int_equal(swp_type(pte_to_swp_entry(test_get_pte(e.mm, e.a + i * PG))),
+				 SWP_DEVICE_READ);
+	}
+	cpu_check(child, e.a, 2, 20);			/* pages 0, 1 */
+	assert_int_equal(atomic_load(&e.dmirror.faults), 2);
+	for (i = 0; i < 2; i++) {
+		assert_true(in_ram(e.mm, e.a + i * PG));
+		assert_int_equal(pte_pfn(test_get_pte(e.mm, e.a + i * PG)),
+				 pte_pfn(test_get_pte(child, e.a + i * PG)));
+	}
+	fill(buf, 999);
+	assert_int_equal(iom_write(child, e.a, buf, PG), 0);	/* COW */
+	cpu_check(e.mm, e.a, 2, 20);
+	/* pages 2, 3: shared on the device, migrated back by the driver */
+	assert_int_equal(dmirror_migrate_to_system(&e.dmirror, e.a + 2 * PG, 2), 2);
+	assert_true(in_ram(child, e.a + 2 * PG) && in_ram(child, e.a + 3 * PG));
+	cpu_check(child, e.a + 2 * PG, 2, 22);
+	iom_mm_destroy(child);
+	assert_int_equal(atomic_load(&e.mdevice.calloc), atomic_load(&e.mdevice.cfree));
+	/* mprotect(PROT_READ) of a page on the device */
+	assert_int_equal(dmirror_migrate_to_device(&e.dmirror, e.a, 1), 1);
+	assert_int_equal(iom_mprotect(e.mm, e.a, PG, IOM_PROT_READ), 0);
+	assert_int_equal(swp_type(pte_to_swp_entry(test_get_pte(e.mm, e.a))),
+			 SWP_DEVICE_READ);
+	cpu_check(e.mm, e.a, 1, 20);
+	assert_false(pte_write(test_get_pte(e.mm, e.a)));
+	env_fini(&e);
+}
+
 struct dev_reader {
 	struct dmirror *dmirror;
 	uint64_t a;
@@ -976,6 +1032,7 @@ int main(void)
 		cmocka_unit_test(missing_copy_is_caught),
 		cmocka_unit_test(bad_arguments),
 		cmocka_unit_test(longterm_pin_brings_device_pages_back),
+		cmocka_unit_test(fork_shares_device_pages),
 		cmocka_unit_test(munmap_while_device_reads),
 		cmocka_unit_test(cpu_reader_races_migration),
 	};
