@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <iommig/gup.h>
 #include <iommig/migrate_device.h>
@@ -311,7 +312,10 @@ static void dmirror_devmem_fault_alloc_and_copy(struct iom_migrate_vma *args,
 		if (!dpage)
 			continue;
 		iom_lock_page(dpage);
-		memcpy(iom_page_address(m, dpage), iom_page_address(m, spage), PG);
+		if (dmirror->skip_copy)		/* the broken driver: zeros back */
+			memset(iom_page_address(m, dpage), 0, PG);
+		else
+			memcpy(iom_page_address(m, dpage), iom_page_address(m, spage), PG);
 		idx = (unsigned long)((args->start - dmirror->base) / PG) + i;
 		pthread_mutex_lock(&dmirror->mutex);
 		dmirror->pt[idx].page = NULL;
@@ -732,6 +736,25 @@ static void bad_arguments(void **state)
 	assert_int_equal(iom_memunmap_pages(&pgmap), 0);
 	assert_int_equal(iom_memunmap_pages(&pgmap), -EINVAL);
 
+	/* every range slot in use: -ENOSPC, then all of them go again */
+	{
+		static struct iom_dev_pagemap many[IOM_PGMAP_MAX_RANGES];
+		struct iom_dev_pagemap extra = pgmap;
+		unsigned int k;
+
+		for (k = 0; k < IOM_PGMAP_MAX_RANGES; k++) {
+			many[k] = pgmap;
+			assert_int_equal(iom_memremap_pages(e.m, &many[k]), 0);
+		}
+		assert_int_equal(iom_memremap_pages(e.m, &extra), -ENOSPC);
+		assert_null(extra.pages);
+		for (k = 0; k < IOM_PGMAP_MAX_RANGES; k++) {
+			assert_ptr_equal(iom_pfn_to_page(e.m, many[k].pfn_first + 3),
+					 &many[k].pages[3]);
+			assert_int_equal(iom_memunmap_pages(&many[k]), 0);
+		}
+	}
+
 	sys = test_get_page_at(e.mm, e.a);
 	assert_int_equal(iom_zone_device_page_init(e.m, sys), -EINVAL);
 	assert_int_equal(iom_zone_device_page_init(NULL, sys), -EINVAL);
@@ -941,7 +964,7 @@ static void munmap_while_device_reads(void **state)
 
 /* ---- concurrency ---------------------------------------------------------------- */
 
-#define CC_ROUNDS 40
+#define CC_ROUNDS 200
 #define CC_ROUNDS_MAX 200000
 
 struct reader {
@@ -977,7 +1000,7 @@ static void *reader_fn(void *arg)
  * migrations. The reader asserts nothing itself; the counts are checked
  * after the join, and nothing leaks.
  */
-static void cpu_reader_races_migration(void **state)
+static void race(bool broken)
 {
 	struct reader r = { 0 };
 	unsigned long moved = 0, back = 0;
@@ -985,10 +1008,10 @@ static void cpu_reader_races_migration(void **state)
 	struct env e;
 	int round;
 
-	(void)state;
 	env_init(&e, NPAGES);
 	cpu_fill(e.mm, e.a, NPAGES, 40);
 	atomic_init(&r.reads, 0);
+	e.dmirror.skip_copy = broken;
 	r.mm = e.mm;
 	r.a = e.a;
 	assert_int_equal(pthread_create(&t, NULL, reader_fn, &r), 0);
@@ -998,20 +1021,30 @@ static void cpu_reader_races_migration(void **state)
 
 		assert_true(n >= 0);
 		moved += (unsigned long)n;
+		/* the reader meets pages on the device and faults them back */
+		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
 		n = dmirror_migrate_to_system(&e.dmirror, e.a, NPAGES);
 		assert_true(n >= 0);
 		back += (unsigned long)n;
-		sched_yield();
+		/* let the reader in between rounds, not only on the entries */
+		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
 		if (round >= CC_ROUNDS && atomic_load(&r.reads) >= 4 * NPAGES &&
 		    atomic_load(&e.dmirror.faults))
 			break;
 	}
 	atomic_store(&r.stop, true);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	print_message("%d rounds, %lu reads, %lu pages moved, %lu faulted back\n",
-		      round, atomic_load(&r.reads), moved,
-		      atomic_load(&e.dmirror.faults));
+	print_message("%s: %d rounds, %lu reads, %lu pages moved, %lu faulted back, %lu bad\n",
+		      broken ? "broken copy" : "race", round, atomic_load(&r.reads),
+		      moved, atomic_load(&e.dmirror.faults), r.bad);
 	assert_int_equal(r.errors, 0);
+	if (broken) {
+		/* the reader's check catches a fault path that loses data */
+		assert_true(r.bad > 0);
+		e.dmirror.skip_copy = false;
+		env_fini(&e);
+		return;
+	}
 	assert_int_equal(r.bad, 0);
 	assert_true(atomic_load(&r.reads) >= 4 * NPAGES);
 	assert_true(atomic_load(&e.dmirror.faults) > 0);	/* the race was run */
@@ -1020,6 +1053,19 @@ static void cpu_reader_races_migration(void **state)
 	assert_int_equal(moved, back + atomic_load(&e.dmirror.faults));
 	cpu_check(e.mm, e.a, NPAGES, 40);
 	env_fini(&e);
+}
+
+static void cpu_reader_races_migration(void **state)
+{
+	(void)state;
+	race(false);
+}
+
+/* What this proves: the race's data check fails when the copy is broken. */
+static void cpu_reader_catches_broken_fault_copy(void **state)
+{
+	(void)state;
+	race(true);
 }
 
 int main(void)
@@ -1035,6 +1081,7 @@ int main(void)
 		cmocka_unit_test(fork_shares_device_pages),
 		cmocka_unit_test(munmap_while_device_reads),
 		cmocka_unit_test(cpu_reader_races_migration),
+		cmocka_unit_test(cpu_reader_catches_broken_fault_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
