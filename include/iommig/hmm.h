@@ -150,9 +150,11 @@ static inline unsigned long iom_hmm_pfn_to_pfn(uint64_t hmm_pfn)
  *                  pfns and flags.
  * @default_flags:  REQ_ flags for every entry.
  * @pfn_flags_mask: which of each entry's own input flags count.
- * @dev_private_owner: device-private pages of this owner are reported,
- *                  not faulted back (unused until device-private memory
- *                  reaches hmm.c: such entries are faulted or reported 0).
+ * @dev_private_owner: device-private pages whose pgmap owner is this are
+ *                  reported (their device pfn, VALID [| WRITE]) and never
+ *                  faulted; others are faulted back to system memory
+ *                  through ->migrate_to_ram() when a fault is asked, or
+ *                  reported 0.
  */
 struct iom_hmm_range {
 	struct iom_mmu_interval_notifier *notifier;

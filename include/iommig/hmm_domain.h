@@ -68,7 +68,8 @@ struct iom_hmm_domain_stats {
 
 /**
  * iom_hmm_domain_mirror_register() - @dev mirrors @mm through the
- * hmm_domain of (@dev's IOMMU domain, @mm), made on first use.
+ * hmm_domain of (@dev's IOMMU domain, @mm), made on first use. Keep @dev
+ * attached, and its domain alive, until the mirror is unregistered.
  * Context: not from a notifier callback; takes @mm's mmap_lock for write.
  * Return: 0; -EINVAL (NULL argument, @dm in use, @dev not attached to a
  * domain, or @dev already mirrors @mm); -ENOMEM.

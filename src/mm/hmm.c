@@ -7,8 +7,7 @@
  * sequence count per notifier instead of one per process (an invalidation
  * moves the count at its start and again at its end, so a notifier
  * inserted half way through one still sees it); hmm_range_fault() takes
- * mmap_lock itself; no huge pages; device-private entries are faulted back
- * or reported as 0, never reported to their owner.
+ * mmap_lock itself; no huge pages.
  *
  * Conventions in this file: @mni an interval notifier, @mirror an
  * hmm_mirror, @range an hmm_range, @mm its process.
@@ -17,6 +16,7 @@
 
 #include <iommig/hmm.h>
 #include <iommig/memory.h>
+#include <iommig/migrate_device.h>
 
 #include "mm_types.h"
 
@@ -284,8 +284,25 @@ static int hmm_walk(struct iom_mm *mm, struct iom_hmm_range *range,
 		ptl_lock(mm);
 		ptep = __pte_offset_map(mm, addr);
 		pte = ptep ? ptep_get(ptep) : 0;
-		if (pte_present(pte))
+		if (pte_present(pte)) {
 			cpu = IOM_HMM_PFN_VALID | (pte_write(pte) ? IOM_HMM_PFN_WRITE : 0);
+		} else if (is_swap_pte(pte) &&
+			   is_device_private_entry(pte_to_swp_entry(pte))) {
+			swp_entry_t entry = pte_to_swp_entry(pte);
+			struct iom_page *dpage = device_private_entry_to_page(mm->m, entry);
+
+			/* the caller's own device memory: report it, never fault */
+			if (range->dev_private_owner && dpage &&
+			    page_pgmap(dpage)->owner == range->dev_private_owner) {
+				cpu = IOM_HMM_PFN_VALID;
+				if (swp_type(entry) == SWP_DEVICE_WRITE)
+					cpu |= IOM_HMM_PFN_WRITE;
+				range->hmm_pfns[i] = (uint64_t)swp_offset(entry) | cpu;
+				ptl_unlock(mm);
+				addr += IOM_PAGE_SIZE;
+				continue;
+			}
+		}
 		need = hmm_pte_need_fault(req, cpu);
 		if (!need) {
 			range->hmm_pfns[i] = cpu ? (uint64_t)pte_pfn(pte) | cpu : 0;

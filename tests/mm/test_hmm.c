@@ -20,6 +20,7 @@
 #include <iommig/hmm.h>
 #include <iommig/hmm_domain.h>
 #include <iommig/iommu.h>
+#include <iommig/migrate_device.h>
 
 #define PG IOM_PAGE_SIZE
 #define NPAGES 16
@@ -36,6 +37,7 @@ struct dmirror {
 	unsigned long syncs;
 	enum iom_mmu_notifier_event last_event;
 	uint64_t last_start, last_end;
+	void *last_owner;
 	int releases;
 	unsigned long retries;
 	void (*hook)(struct dmirror *dmi);	/* between fault and lock */
@@ -54,6 +56,7 @@ static int dmirror_sync(struct iom_hmm_mirror *mirror,
 	dmi->last_event = update->event;
 	dmi->last_start = update->start;
 	dmi->last_end = update->end;
+	dmi->last_owner = update->owner;
 	for (a = update->start; a < update->end; a += PG) {
 		if (a < dmi->base || a >= dmi->base + NPAGES * PG)
 			continue;
@@ -442,6 +445,113 @@ static void mirror_sees_unmap_protection_and_release(void **state)
 		assert_int_equal(iom_hmm_range_fault(&r), -EINVAL);
 	}
 	dmirror_fini(&dmi);
+	assert_int_equal(iom_machine_bug_count(m), 0);
+	iom_machine_destroy(m);
+}
+
+/* ---- device-private pages (the other half of lib/test_hmm.c) ------------- */
+
+static atomic_int devmem_freed, devmem_faults;
+
+static void devmem_free(struct iom_page *page)
+{
+	atomic_fetch_add(&devmem_freed, 1);
+}
+
+/* A driver that cannot bring pages back: the CPU access fails (SIGBUS). */
+static int devmem_fault(struct iom_vm_fault *vmf)
+{
+	atomic_fetch_add(&devmem_faults, 1);
+	return -EFAULT;
+}
+
+static const struct iom_dev_pagemap_ops devmem_ops = {
+	.page_free = devmem_free,
+	.migrate_to_ram = devmem_fault,
+};
+
+/*
+ * hmm_range_fault() reports a device-private page to its owner (the
+ * device pfn, VALID | WRITE, no fault), reports 0 to anyone else who asks
+ * no fault, and faults it back through ->migrate_to_ram() for anyone who
+ * does (here the driver fails, so -EFAULT).
+ */
+static void range_fault_reports_own_device_pages_and_faults_others(void **state)
+{
+	struct iom_machine *m = test_machine(64, &tlog, NULL);
+	static int owner, other;
+	struct iom_dev_pagemap pgmap = { .type = IOM_MEMORY_DEVICE_PRIVATE,
+					 .nr_pages = 4, .ops = &devmem_ops,
+					 .owner = &owner };
+	unsigned long src[2], dst[2], free0 = test_nr_free(m);
+	struct iom_migrate_vma args = { 0 };
+	struct iom_page *dpage;
+	struct iom_mm *mm;
+	struct dmirror dmi;
+	uint64_t addr, pfns[2];
+	struct iom_hmm_range r = { .hmm_pfns = pfns };
+
+	atomic_store(&devmem_freed, 0);
+	atomic_store(&devmem_faults, 0);
+	assert_int_equal(iom_memremap_pages(m, &pgmap), 0);
+	assert_int_equal(iom_mm_create(m, &mm), 0);
+	addr = test_mmap(mm, 0, 2 * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+			 IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0);
+	fill(mm, addr, 2, 0xa0);
+	dmirror_init(&dmi, mm, addr);
+
+	/* migrate page 0 to the device (seed 003's steps) */
+	args.mm = mm;
+	args.start = addr;
+	args.end = addr + PG;
+	args.src = src;
+	args.dst = dst;
+	args.pgmap_owner = &owner;
+	args.flags = IOM_MIGRATE_VMA_SELECT_SYSTEM;
+	assert_int_equal(iom_mmap_read_lock(mm), 0);
+	assert_int_equal(iom_migrate_vma_setup(&args), 0);
+	assert_int_equal(args.cpages, 1);
+	dpage = &pgmap.pages[0];
+	assert_int_equal(iom_zone_device_page_init(m, dpage), 0);
+	memcpy(iom_page_address(m, dpage),
+	       iom_page_address(m, iom_migrate_pfn_to_page(m, src[0])), PG);
+	dst[0] = iom_migrate_pfn(iom_page_to_pfn(m, dpage)) |
+		 (src[0] & IOM_MIGRATE_PFN_WRITE);
+	iom_migrate_vma_pages(&args);
+	iom_migrate_vma_finalize(&args);
+	assert_int_equal(iom_mmap_read_unlock(mm), 0);
+	/* the mirror saw the migration, with the migrating owner */
+	assert_int_equal(dmi.last_event, IOM_MMU_NOTIFY_MIGRATE);
+	assert_ptr_equal(dmi.last_owner, &owner);
+
+	r.notifier = &dmi.mirror.notifier;
+	r.start = addr;
+	r.end = addr + 2 * PG;
+	r.dev_private_owner = &owner;
+	r.default_flags = IOM_HMM_PFN_REQ_FAULT | IOM_HMM_PFN_REQ_WRITE;
+	r.notifier_seq = iom_mmu_interval_read_begin(r.notifier);
+	assert_int_equal(iom_hmm_range_fault(&r), 0);
+	assert_int_equal(pfns[0], iom_page_to_pfn(m, dpage) | IOM_HMM_PFN_VALID |
+				  IOM_HMM_PFN_WRITE);
+	assert_true(pfns[1] & IOM_HMM_PFN_VALID);
+	assert_int_equal(atomic_load(&devmem_faults), 0);
+
+	/* another owner, no fault asked: 0 */
+	r.dev_private_owner = &other;
+	r.default_flags = 0;
+	assert_int_equal(iom_hmm_range_fault(&r), 0);
+	assert_int_equal(pfns[0], 0);
+	/* a fault asked: ->migrate_to_ram(), which fails here */
+	r.dev_private_owner = NULL;
+	r.default_flags = IOM_HMM_PFN_REQ_FAULT;
+	assert_int_equal(iom_hmm_range_fault(&r), -EFAULT);
+	assert_int_equal(atomic_load(&devmem_faults), 1);
+
+	dmirror_fini(&dmi);
+	iom_mm_destroy(mm);
+	assert_int_equal(atomic_load(&devmem_freed), 1);
+	assert_int_equal(iom_memunmap_pages(&pgmap), 0);
+	assert_int_equal(test_nr_free(m), free0);
 	assert_int_equal(iom_machine_bug_count(m), 0);
 	iom_machine_destroy(m);
 }
@@ -1011,6 +1121,7 @@ int main(void)
 		cmocka_unit_test(raced_invalidation_makes_range_fault_retry),
 		cmocka_unit_test(interval_notifier_sees_only_its_interval),
 		cmocka_unit_test(mirror_sees_unmap_protection_and_release),
+		cmocka_unit_test(range_fault_reports_own_device_pages_and_faults_others),
 		cmocka_unit_test(domain_mirror_dma_reads_and_writes_process_memory),
 		cmocka_unit_test(domain_mirror_protection_errors_change_nothing),
 		cmocka_unit_test(munmap_and_mprotect_update_the_mapping),
