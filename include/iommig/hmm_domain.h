@@ -117,6 +117,15 @@ IOM_API int iom_hmm_domain_get_stats(struct iom_hmm_device_mirror *dm,
 IOM_API int iom_hmm_domain_set_test_hook(struct iom_hmm_device_mirror *dm,
 					 void (*hook)(void *arg), void *arg);
 
+/**
+ * iom_hmm_domain_set_test_skip_invalidate() - TEST ONLY: while @skip,
+ * invalidations of @dm's hmm_domain are counted but change no mapping, so
+ * tests can show their checks catch a mirror that is not invalidated.
+ * Return: 0; -EINVAL.
+ */
+IOM_API int iom_hmm_domain_set_test_skip_invalidate(struct iom_hmm_device_mirror *dm,
+						    bool skip);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,6 +51,7 @@ struct iom_hmm_domain {
 	bool released;
 	void (*test_hook)(void *arg);
 	void *test_arg;
+	bool test_skip_invalidate;
 };
 
 #define HMM_FAULT_CHUNK	512UL	/* pages per hmm_range_fault() */
@@ -132,7 +133,8 @@ static int hmm_domain_sync(struct iom_hmm_mirror *mirror,
 	IOM_CHECK_PTHREAD(pthread_mutex_lock(&hd->lock));
 	iom_mmu_interval_set_seq(&mirror->notifier, 0);
 	hd->stats.invalidations++;
-	hmm_domain_update_locked(hd, update->start, update->end, unmap);
+	if (!hd->test_skip_invalidate)
+		hmm_domain_update_locked(hd, update->start, update->end, unmap);
 	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&hd->lock));
 	return 0;
 }
@@ -403,5 +405,22 @@ int iom_hmm_domain_set_test_hook(struct iom_hmm_device_mirror *dm,
 		return -EINVAL;
 	dm->domain->test_hook = hook;
 	dm->domain->test_arg = arg;
+	return 0;
+}
+
+/**
+ * iom_hmm_domain_set_test_skip_invalidate() - TEST ONLY: while @skip,
+ * invalidations of @dm's hmm_domain are counted but leave the IOMMU
+ * mappings alone (the bug the teardown-race checks must catch).
+ * Context: any thread. Return: 0; -EINVAL.
+ */
+int iom_hmm_domain_set_test_skip_invalidate(struct iom_hmm_device_mirror *dm,
+					    bool skip)
+{
+	if (!dm || !dm->domain)
+		return -EINVAL;
+	IOM_CHECK_PTHREAD(pthread_mutex_lock(&dm->domain->lock));
+	dm->domain->test_skip_invalidate = skip;
+	IOM_CHECK_PTHREAD(pthread_mutex_unlock(&dm->domain->lock));
 	return 0;
 }

@@ -934,40 +934,54 @@ static void *race_reader(void *arg)
 	return NULL;
 }
 
+/* One round: fault, start both readers, munmap, join. */
+static void race_round(struct fx *f, struct iom_hmm_device_mirror *dm0,
+		       struct iom_hmm_device_mirror *dm1, struct race *r0,
+		       struct race *r1)
+{
+	pthread_t t0, t1;
+	uint64_t addr = fx_anon(f, RACE_PAGES, 0x80);
+
+	assert_int_equal(iom_hmm_domain_mirror_fault(dm0, addr, RACE_PAGES * PG,
+						     false), 0);
+	memset(r0, 0, sizeof(*r0));
+	memset(r1, 0, sizeof(*r1));
+	r0->dm = dm0; r0->dev = f->dev[0]; r0->addr = addr;
+	r1->dm = dm1; r1->dev = f->dev[1]; r1->addr = addr;
+	assert_int_equal(pthread_create(&t0, NULL, race_reader, r0), 0);
+	assert_int_equal(pthread_create(&t1, NULL, race_reader, r1), 0);
+	while (atomic_load(&r0->ok) + atomic_load(&r1->ok) < 100)
+		sched_yield();
+	assert_int_equal(iom_munmap(f->mm, addr, RACE_PAGES * PG), 0);
+	atomic_store(&r0->unmapped, 1);
+	atomic_store(&r1->unmapped, 1);
+	pthread_join(t0, NULL);
+	pthread_join(t1, NULL);
+}
+
 static void munmap_while_devices_read_never_returns_wrong_data(void **state)
 {
 	struct iom_hmm_device_mirror dm0 = { 0 }, dm1 = { 0 };
 	struct race r0, r1;
-	pthread_t t0, t1;
 	struct fx f;
-	uint64_t addr;
 	int round;
 
 	fx_init_log(&f, true);
 	assert_int_equal(iom_hmm_domain_mirror_register(&dm0, f.dev[0], f.mm), 0);
 	assert_int_equal(iom_hmm_domain_mirror_register(&dm1, f.dev[1], f.mm), 0);
 	for (round = 0; round < 4; round++) {
-		addr = fx_anon(&f, RACE_PAGES, 0x80);
-		assert_int_equal(iom_hmm_domain_mirror_fault(&dm0, addr, RACE_PAGES * PG,
-							     false), 0);
-		memset(&r0, 0, sizeof(r0));
-		memset(&r1, 0, sizeof(r1));
-		r0.dm = &dm0; r0.dev = f.dev[0]; r0.addr = addr;
-		r1.dm = &dm1; r1.dev = f.dev[1]; r1.addr = addr;
-		assert_int_equal(pthread_create(&t0, NULL, race_reader, &r0), 0);
-		assert_int_equal(pthread_create(&t1, NULL, race_reader, &r1), 0);
-		while (atomic_load(&r0.ok) + atomic_load(&r1.ok) < 100)
-			sched_yield();
-		assert_int_equal(iom_munmap(f.mm, addr, RACE_PAGES * PG), 0);
-		atomic_store(&r0.unmapped, 1);
-		atomic_store(&r1.unmapped, 1);
-		pthread_join(t0, NULL);
-		pthread_join(t1, NULL);
+		race_round(&f, &dm0, &dm1, &r0, &r1);
 		assert_int_equal(r0.wrong + r1.wrong, 0);
 		assert_int_equal(r0.other + r1.other, 0);
 		assert_int_equal(r0.late_ok + r1.late_ok, 0);
 		assert_true(r0.faults > 0 && r1.faults > 0);
 	}
+	/* the checks catch a mirror that is not invalidated */
+	assert_int_equal(iom_hmm_domain_set_test_skip_invalidate(&dm0, true), 0);
+	race_round(&f, &dm0, &dm1, &r0, &r1);
+	assert_true(r0.late_ok > 0 && r1.late_ok > 0);
+	assert_int_equal(iom_hmm_domain_set_test_skip_invalidate(&dm0, false), 0);
+	assert_int_equal(iom_hmm_domain_set_test_skip_invalidate(NULL, false), -EINVAL);
 	iom_hmm_domain_mirror_unregister(&dm0);
 	iom_hmm_domain_mirror_unregister(&dm1);
 	fx_fini(&f);
