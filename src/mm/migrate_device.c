@@ -186,15 +186,15 @@ static void migrate_vma_collect(struct iom_migrate_vma *args,
 
 /* ---- putting a page back where its migration entry is ------------------ */
 
-/* The collector's references on @page, which is not migrating: restore. */
+/*
+ * The collector's references on @page, which is not migrating: its
+ * migration entries become its PTEs (or device-private entries) again.
+ */
 static void migrate_vma_restore(struct iom_migrate_vma *args,
-				struct vm_area_struct *vma, unsigned long i,
 				struct iom_page *page, bool isolated)
 {
 	struct iom_machine *m = args->mm->m;
 
-	(void)vma;
-	(void)i;
 	remove_migration_ptes(page, page);
 	if (page != args->fault_page)
 		iom_unlock_page(page);
@@ -205,8 +205,7 @@ static void migrate_vma_restore(struct iom_migrate_vma *args,
 
 /* ---- step 2b: migrate_vma_unmap() -------------------------------------- */
 
-static void migrate_vma_unmap(struct iom_migrate_vma *args,
-			      struct vm_area_struct *vma)
+static void migrate_vma_unmap(struct iom_migrate_vma *args)
 {
 	struct iom_machine *m = args->mm->m;
 	unsigned long i;
@@ -234,7 +233,7 @@ static void migrate_vma_unmap(struct iom_migrate_vma *args,
 		    !iom_page_mapped(page))
 			continue;
 restore:
-		migrate_vma_restore(args, vma, i, page, isolated);
+		migrate_vma_restore(args, page, isolated);
 		args->src[i] = 0;
 		args->cpages--;
 	}
@@ -278,7 +277,7 @@ int iom_migrate_vma_setup(struct iom_migrate_vma *args)
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
 	migrate_vma_collect(args, vma);
 	if (args->cpages)
-		migrate_vma_unmap(args, vma);
+		migrate_vma_unmap(args);
 	return 0;
 }
 
@@ -420,7 +419,7 @@ void iom_migrate_vma_finalize(struct iom_migrate_vma *args)
 				iom_unlock_page(newpage);
 				mig_put_page(m, newpage);
 			}
-			migrate_vma_restore(args, vma, i, page, !device);
+			migrate_vma_restore(args, page, !device);
 			continue;
 		}
 		remove_migration_ptes(page, newpage);

@@ -10,7 +10,9 @@
  * hmm-tests.c's migrate, migrate_fault, migrate_mixed-style errors and
  * allocation failure, check that nothing leaks (the machine's free pages
  * come back, every device page goes back to its driver), try every bad
- * argument, and race a CPU reader against migration both ways.
+ * argument, cover fork, mprotect, long-term pins and munmap of pages on
+ * the device, and race a CPU reader and CPU writers against migration
+ * both ways (with a broken copy to show the reader's check fails).
  */
 #include <errno.h>
 #include <pthread.h>
