@@ -20,6 +20,7 @@
 #include <iommig/hmm.h>
 #include <iommig/hmm_domain.h>
 #include <iommig/iommu.h>
+#include <iommig/migrate.h>
 #include <iommig/migrate_device.h>
 
 #define PG IOM_PAGE_SIZE
@@ -568,15 +569,22 @@ struct fx {
 	unsigned long pt0;
 };
 
-/* @quiet: no log (device threads fault, and the test log is not thread-safe) */
-static void fx_init_log(struct fx *f, bool quiet)
+/*
+ * @quiet: no log (device threads fault, and the test log is not
+ * thread-safe). @nr_nodes: 1, or 2 for move_pages() (allocations on 0).
+ */
+static void fx_init_nodes(struct fx *f, bool quiet, int nr_nodes)
 {
+	struct iom_machine_config cfg = { 0 };
 	char name[8];
 	int i;
 
 	memset(f, 0, sizeof(*f));
-	f->m = test_machine(64, quiet ? NULL : &tlog, NULL);
+	cfg.mem_size = 64ULL << 20;
+	cfg.nr_nodes = nr_nodes;
+	f->m = test_machine(0, quiet ? NULL : &tlog, &cfg);
 	assert_non_null(f->m);
+	assert_int_equal(iom_set_numa_node(f->m, 0), 0);
 	f->free0 = test_nr_free(f->m);
 	assert_int_equal(iom_iommu_create(f->m, NULL, &f->iommu), 0);
 	f->d = iom_iommu_domain_alloc(f->iommu, IOM_IOMMU_DOMAIN_UNMANAGED);
@@ -591,6 +599,11 @@ static void fx_init_log(struct fx *f, bool quiet)
 	}
 	f->pt0 = iom_io_pgtable_nr_pages(iom_iommu_domain_pgtable(f->d));
 	assert_int_equal(iom_mm_create(f->m, &f->mm), 0);
+}
+
+static void fx_init_log(struct fx *f, bool quiet)
+{
+	fx_init_nodes(f, quiet, 1);
 }
 
 static void fx_init(struct fx *f)
@@ -855,6 +868,55 @@ static void retry_hook(void *arg)
 	if (c->done++)
 		return;
 	assert_int_equal(iom_mprotect(c->mm, c->addr, PG, IOM_PROT_READ), 0);
+}
+
+/*
+ * Migration (move_pages to the other node): each page's MIGRATE
+ * invalidation unmaps it from the shared set once, not once per device;
+ * the device then faults and maps the new page, with the data.
+ */
+static void migration_unmaps_once_and_the_device_maps_the_new_page(void **state)
+{
+	struct iom_hmm_device_mirror dm0 = { 0 }, dm1 = { 0 };
+	struct iom_hmm_domain_stats st;
+	uint64_t addrs[4], old_phys[4];
+	int nodes[4] = { 1, 1, 1, 1 }, status[4];
+	struct fx f;
+	unsigned long i;
+	char buf[PG];
+
+	fx_init_nodes(&f, false, 2);
+	iom_rcu_register_thread();
+	addrs[0] = fx_anon(&f, 4, 0xc0);
+	for (i = 1; i < 4; i++)
+		addrs[i] = addrs[0] + i * PG;
+	assert_int_equal(iom_hmm_domain_mirror_register(&dm0, f.dev[0], f.mm), 0);
+	assert_int_equal(iom_hmm_domain_mirror_register(&dm1, f.dev[1], f.mm), 0);
+	assert_int_equal(iom_hmm_domain_mirror_fault(&dm0, addrs[0], 4 * PG, true), 0);
+	for (i = 0; i < 4; i++)
+		old_phys[i] = iom_iommu_iova_to_phys(f.d, addrs[i]);
+
+	assert_int_equal(iom_move_pages(f.mm, 4, addrs, nodes, status, 0), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(status[i], 1);
+	assert_int_equal(iom_hmm_domain_get_stats(&dm0, &st), 0);
+	assert_int_equal(st.invalidations, 4);
+	assert_int_equal(st.unmaps, 4);
+	assert_int_equal(st.nr_mapped, 0);
+	assert_int_equal(iom_device_dma_read(f.dev[1], addrs[2], buf, PG), -EFAULT);
+
+	assert_int_equal(iom_hmm_domain_mirror_fault(&dm1, addrs[0], 4 * PG, false), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_not_equal(iom_iommu_iova_to_phys(f.d, addrs[i]), old_phys[i]);
+		assert_int_equal(iom_device_dma_read(f.dev[0], addrs[i], buf, PG), 0);
+		assert_true(page_is(buf, (int)(0xc0 + i)));
+	}
+	assert_int_equal(iom_hmm_domain_get_stats(&dm0, &st), 0);
+	assert_int_equal(st.maps, 8);
+	iom_hmm_domain_mirror_unregister(&dm0);
+	iom_hmm_domain_mirror_unregister(&dm1);
+	fx_fini(&f);
+	iom_rcu_unregister_thread();
 }
 
 static void domain_fault_retries_when_an_invalidation_races(void **state)
@@ -1140,6 +1202,7 @@ int main(void)
 		cmocka_unit_test(domain_mirror_protection_errors_change_nothing),
 		cmocka_unit_test(munmap_and_mprotect_update_the_mapping),
 		cmocka_unit_test(devices_of_one_domain_share_one_mapping_set),
+		cmocka_unit_test(migration_unmaps_once_and_the_device_maps_the_new_page),
 		cmocka_unit_test(domain_fault_retries_when_an_invalidation_races),
 		cmocka_unit_test(munmap_while_devices_read_never_returns_wrong_data),
 		cmocka_unit_test(bad_arguments_are_refused_and_change_nothing),
