@@ -14,6 +14,7 @@
 #include <iommig/compaction.h>
 #include <iommig/cma.h>
 #include <iommig/gup.h>
+#include <iommig/migrate_device.h>
 #include <iommig/io-pgtable.h>
 #include <iommig/iova.h>
 #include <iommig/iommu.h>
