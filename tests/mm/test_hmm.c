@@ -1049,6 +1049,85 @@ static void munmap_while_devices_read_never_returns_wrong_data(void **state)
 	fx_fini(&f);
 }
 
+/*
+ * Faults racing mprotect toggles: device threads fault the range in over
+ * and over while the main thread flips it between read-write and
+ * read-only. Proves the sequence protocol: when the toggling stops at
+ * read-only, no page is left writable in the IOMMU (a fault that read
+ * the writable PTEs before the last downgrade must not map them after
+ * it), and retries happened. Device threads only count errors.
+ */
+struct toggler {
+	struct iom_hmm_device_mirror *dm;
+	uint64_t addr;
+	atomic_int stop;
+	atomic_ulong errors, faults;
+};
+
+static void *fault_loop(void *arg)
+{
+	struct toggler *t = arg;
+
+	while (!atomic_load(&t->stop)) {
+		if (iom_hmm_domain_mirror_fault(t->dm, t->addr, 8 * PG, false))
+			atomic_fetch_add(&t->errors, 1);
+		atomic_fetch_add(&t->faults, 1);
+	}
+	return NULL;
+}
+
+static void faults_racing_mprotect_never_leave_a_writable_mapping(void **state)
+{
+	struct iom_hmm_device_mirror dm0 = { 0 }, dm1 = { 0 };
+	struct iom_hmm_domain_stats st;
+	struct toggler t0 = { 0 }, t1 = { 0 };
+	pthread_t th0, th1;
+	struct fx f;
+	uint64_t addr;
+	unsigned long i;
+	int round;
+	char buf[PG];
+
+	fx_init_log(&f, true);
+	addr = fx_anon(&f, 8, 0xd0);
+	assert_int_equal(iom_hmm_domain_mirror_register(&dm0, f.dev[0], f.mm), 0);
+	assert_int_equal(iom_hmm_domain_mirror_register(&dm1, f.dev[1], f.mm), 0);
+	t0.dm = &dm0; t0.addr = addr;
+	t1.dm = &dm1; t1.addr = addr;
+	assert_int_equal(pthread_create(&th0, NULL, fault_loop, &t0), 0);
+	assert_int_equal(pthread_create(&th1, NULL, fault_loop, &t1), 0);
+	for (round = 0; round < 300; round++) {
+		int prot = IOM_PROT_READ | (round & 1 ? 0 : IOM_PROT_WRITE);
+
+		assert_int_equal(iom_mprotect(f.mm, addr, 8 * PG, prot), 0);
+		if (round % 50 == 0)
+			while (atomic_load(&t0.faults) + atomic_load(&t1.faults) <
+			       (unsigned long)round)
+				sched_yield();
+	}
+	assert_int_equal(iom_mprotect(f.mm, addr, 8 * PG, IOM_PROT_READ), 0);
+	atomic_store(&t0.stop, 1);
+	atomic_store(&t1.stop, 1);
+	pthread_join(th0, NULL);
+	pthread_join(th1, NULL);
+	assert_int_equal(t0.errors + t1.errors, 0);
+	for (i = 0; i < 8; i++) {
+		int ret = iom_device_dma_read(f.dev[0], addr + i * PG, buf, PG);
+
+		assert_true(ret == 0 || ret == -EFAULT);
+		if (ret == 0)
+			assert_true(page_is(buf, (int)(0xd0 + i)));
+		assert_int_equal(iom_device_dma_write(f.dev[1], addr + i * PG, buf, PG),
+				 -EFAULT);
+	}
+	assert_int_equal(iom_hmm_domain_get_stats(&dm0, &st), 0);
+	/* rounds 1..299 change the protection (round 0 and the last do not) */
+	assert_int_equal(st.invalidations, 299);
+	iom_hmm_domain_mirror_unregister(&dm0);
+	iom_hmm_domain_mirror_unregister(&dm1);
+	fx_fini(&f);
+}
+
 /* ---- bad arguments --------------------------------------------------------- */
 
 static struct iom_hmm_mirror *bad_alloc(struct iom_mm *mm, const void *device)
@@ -1205,6 +1284,7 @@ int main(void)
 		cmocka_unit_test(migration_unmaps_once_and_the_device_maps_the_new_page),
 		cmocka_unit_test(domain_fault_retries_when_an_invalidation_races),
 		cmocka_unit_test(munmap_while_devices_read_never_returns_wrong_data),
+		cmocka_unit_test(faults_racing_mprotect_never_leave_a_writable_mapping),
 		cmocka_unit_test(bad_arguments_are_refused_and_change_nothing),
 	};
 
