@@ -69,6 +69,7 @@ int bench_map(const struct bench_opts *o);
 int bench_dma(const struct bench_opts *o);
 int bench_dma_migrate(const struct bench_opts *o);
 int bench_vfio(const struct bench_opts *o);
+int bench_hmm(const struct bench_opts *o);
 
 /* ---- timing ------------------------------------------------------------ */
 

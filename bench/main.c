@@ -145,6 +145,17 @@ static const struct bench_cmd bench_cmds[] = {
 			"  Cases: map_unmap_batched map_unmap_single.\n",
 		.run = bench_vfio,
 	},
+	{
+		.name = "hmm",
+		.summary = "migrate_vma to device-private memory and back "
+			   "(driver and CPU faults) vs memcpy",
+		.opts = BENCH_OPT_MEM | BENCH_OPT_ITERS | BENCH_OPT_NOBASELINE |
+			BENCH_OPT_ONLY,
+		.help = "  Defaults: --mem 256M --iters 4096 (pages moved to the "
+			"device and back a run).\n"
+			"  Cases: to_device to_system fault_to_system.\n",
+		.run = bench_hmm,
+	},
 };
 
 #define NR_CMDS (sizeof(bench_cmds) / sizeof(bench_cmds[0]))
@@ -159,7 +170,7 @@ static const struct {
 	{ "--runs", 0, true, "N", "repetitions; median, min and max are reported (default 5)" },
 	{ "--quiet", 0, false, "", "no progress on stderr, no table header" },
 	{ "--mem", BENCH_OPT_MEM, true, "SIZE", "simulated memory, K/M/G/T suffixes (powers of 1024)" },
-	{ "--iters", BENCH_OPT_ITERS, true, "N", "alloc: order-0 pairs per run, all threads together; radix: lookups a reader a run; migrate, iommu-migrate, dma-migrate: pages (K/M/G: x1000)" },
+	{ "--iters", BENCH_OPT_ITERS, true, "N", "alloc: order-0 pairs per run, all threads together; radix: lookups a reader a run; migrate, iommu-migrate, dma-migrate, hmm: pages (K/M/G: x1000)" },
 	{ "--threads", BENCH_OPT_THREADS, true, "N", "threads of the multi-thread runs" },
 	{ "--window", BENCH_OPT_WINDOW, true, "N", "pages outstanding in the LIFO pattern" },
 	{ "--no-pin", BENCH_OPT_NOPIN, false, "", "do not pin worker threads to cpus" },
