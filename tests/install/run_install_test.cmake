@@ -9,6 +9,9 @@
 #      builds against iommig::iommig and iommig::iommig_static, and runs;
 #   5. consumer/main.c compiled with `cc $(pkg-config --cflags --libs
 #      iommig)` builds and runs.
+# The experiment of docs/experiments.md, examples/dma_fragmentation.c, is
+# built and run in 4 (shared and static) and 5 too: it must exit 0 and
+# print its table.
 #
 # In sanitizer builds the library needs the sanitizer runtime, so every
 # consumer is built with the same -fsanitize flags.
@@ -167,7 +170,8 @@ run("configuring the find_package consumer"
     -DCMAKE_BUILD_TYPE=${build_type}
     -DCMAKE_PREFIX_PATH=${PREFIX}
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
-    -DIOMMIG_EXPECTED_VERSION=${VERSION})
+    -DIOMMIG_EXPECTED_VERSION=${VERSION}
+    -DIOMMIG_EXAMPLE=${SRC}/examples/dma_fragmentation.c)
 file(STRINGS ${WORK}/consumer/CMakeCache.txt found_dir REGEX "^iommig_DIR:")
 string(REGEX REPLACE "^iommig_DIR:[A-Z]+=" "" found_dir "${found_dir}")
 if(NOT found_dir STREQUAL "${LIB}/cmake/iommig")
@@ -188,6 +192,20 @@ foreach(exe consumer consumer_static)
     fail("${exe} did not print 'OK ${VERSION}':\n${RUN_OUTPUT}")
   endif()
   message(STATUS "${exe} (find_package): ${RUN_OUTPUT}")
+endforeach()
+
+# check_example(<name> <path>): run the example experiment; it must exit 0
+# (run() checks) and print its last table row.
+function(check_example name exe)
+  run("running ${name}" ${CMAKE_COMMAND} -E env LD_LIBRARY_PATH=${LIB}
+      ${exe} --mem 16M --seed 1)
+  if(NOT RUN_OUTPUT MATCHES "DMA pages moved by compaction +[0-9]+ +[0-9]+\n")
+    fail("${name} did not print its table:\n${RUN_OUTPUT}")
+  endif()
+  message(STATUS "${name}: exit 0, table printed")
+endfunction()
+foreach(exe dma_fragmentation dma_fragmentation_static)
+  check_example("${exe} (find_package)" ${consumer_dir}/${exe})
 endforeach()
 
 # ---- 5. pkg-config ----------------------------------------------------------
@@ -230,4 +248,8 @@ if(at EQUAL -1)
   fail("consumer_pc did not print 'OK ${VERSION}':\n${RUN_OUTPUT}")
 endif()
 message(STATUS "consumer_pc (pkg-config): ${RUN_OUTPUT}")
+run("compiling examples/dma_fragmentation.c with pkg-config's flags"
+    ${C_COMPILER} -std=c11 -Wall -Wextra -Werror ${san_flags} ${pc_cflags}
+    ${SRC}/examples/dma_fragmentation.c ${pc_libs} -o ${WORK}/dma_fragmentation_pc)
+check_example("dma_fragmentation (pkg-config)" ${WORK}/dma_fragmentation_pc)
 message(STATUS "install test passed")
