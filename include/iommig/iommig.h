@@ -15,9 +15,13 @@
 #include <iommig/cma.h>
 #include <iommig/gup.h>
 #include <iommig/migrate_device.h>
+#include <iommig/hmm.h>
 #include <iommig/io-pgtable.h>
 #include <iommig/iova.h>
 #include <iommig/iommu.h>
+#include <iommig/hmm_domain.h>
+#include <iommig/iomap.h>
+#include <iommig/dma-mapping.h>
 #include <iommig/vfio.h>
 
 #endif /* IOMMIG_IOMMIG_H */
