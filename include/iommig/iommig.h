@@ -23,5 +23,6 @@
 #include <iommig/iomap.h>
 #include <iommig/dma-mapping.h>
 #include <iommig/vfio.h>
+#include <iommig/trace.h>
 
 #endif /* IOMMIG_IOMMIG_H */

@@ -37,6 +37,7 @@ struct iom_cma {
 enum {
 	IOM_MACHINE_EXT_DMA_DEBUG,
 	IOM_MACHINE_EXT_PGMAP,		/* mm/memremap.c: device-private ranges */
+	IOM_MACHINE_EXT_TRACE,		/* core/trace.c: the trace ring */
 	IOM_MACHINE_EXT_NR,
 };
 

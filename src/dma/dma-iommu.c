@@ -33,6 +33,7 @@
 #include <iommig/iova.h>
 
 #include "../core/debug.h"
+#include "../core/trace.h"
 #include "dma-internal.h"
 
 /* The 2013 ARM allocator's largest order for IOMMU buffers. */
@@ -213,6 +214,7 @@ static void __iommu_migratepagecopy(struct iom_iomap *iomap, struct iom_page *to
 	};
 
 	(void)iomap;
+	iom_trace(m, IOM_TRACE_DMA_MIGRATEPAGECOPY, 'B', iom_page_to_pfn(m, from), iom_page_to_pfn(m, to), n << IOM_PAGE_SHIFT, 0);
 	/* the CPU view's migration entries: new accesses wait, old ones finish */
 	for (unsigned long j = 0; j < n; j++)
 		atomic_store(&vp[j].migrating, 1);
@@ -254,6 +256,7 @@ static void __iommu_migratepagecopy(struct iom_iomap *iomap, struct iom_page *to
 	for (unsigned long j = 0; j < n; j++)
 		atomic_store(&vp[j].migrating, 0);	/* remove_migration_ptes() */
 	iom_put_page(m, from);
+	iom_trace(m, IOM_TRACE_DMA_MIGRATEPAGECOPY, 'E', iom_page_to_pfn(m, from), iom_page_to_pfn(m, to), n << IOM_PAGE_SHIFT, pm.nr);
 }
 
 /*

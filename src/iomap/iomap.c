@@ -20,6 +20,8 @@
 #include <iommig/migrate.h>
 #include <iommig/rcu.h>
 
+#include "../core/trace.h"
+
 /* the file a process maps to see an IOMAP's pages: every index an IOVA can have */
 #define IOMAP_FILE_SIZE		(1ULL << 56)
 
@@ -62,6 +64,7 @@ static void iomap_migratepagecopy(struct iom_address_space *mapping,
 {
 	struct iom_iomap *iomap = to_iomap(mapping);
 
+	iom_trace(mapping->m, IOM_TRACE_IOMAP_MIGRATEPAGECOPY, 'i', iom_page_to_pfn(mapping->m, page), iom_page_to_pfn(mapping->m, newpage), newpage->index, 0);
 	iomap->cops->migratepagecopy(iomap, newpage, page);
 }
 

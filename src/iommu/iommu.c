@@ -43,6 +43,7 @@
 #include "../core/machine.h"
 #include "../core/percpu.h"
 #include "../core/rcu.h"
+#include "../core/trace.h"
 
 #define IOMMU_MAX_DOMAINS	65536U	/* 16-bit domain ids, 0 unused */
 #define FAULT_MAX_RETRIES	16	/* handler said "fixed" without fixing */
@@ -923,6 +924,7 @@ int iom_iommu_map(struct iom_iommu_domain *d, unsigned long iova,
 		iom_warn(d->iommu->m, "iommu_map: prot %#x grants neither read nor write", prot);
 		return -EINVAL;
 	}
+	iom_trace(d->iommu->m, IOM_TRACE_IOMMU_MAP, 'i', d->id, iova, paddr, size);
 	return iom_io_pgtable_map(d->pgtbl, iova, paddr, size, prot, IOM_GFP_KERNEL, NULL);
 }
 
@@ -956,6 +958,7 @@ size_t iom_iommu_unmap(struct iom_iommu_domain *d, unsigned long iova, size_t si
 	n = iom_io_pgtable_unmap(d->pgtbl, iova, size, &gather);
 	if (n)
 		iom_iommu_iotlb_sync(d, &gather);
+	iom_trace(d->iommu->m, IOM_TRACE_IOMMU_UNMAP, 'i', d->id, iova, size, n);
 	return n;
 }
 
@@ -1186,6 +1189,7 @@ static int report_iommu_fault(struct iom_iommu_domain *d, struct iom_device *dev
 	void *token;
 
 	atomic_fetch_add(&dev->faults, 1);
+	iom_trace(d->iommu->m, IOM_TRACE_IO_PAGE_FAULT, 'i', d->id, iova, flags, 0);
 	pthread_mutex_lock(&d->dev_lock);
 	h = d->handler;
 	token = d->token;
@@ -2048,6 +2052,7 @@ int iom_iommu_migrate_ranges(struct iom_iommu_domain *d,
 	rec.mode = mode;
 	rec.r = r;
 	rec.nr = nr;
+	iom_trace(d->iommu->m, IOM_TRACE_IOMMU_MIGRATE, 'B', d->id, r[0].iova, nr, mode);
 	if (mode == IOM_IOMMU_MIGRATE_BLOCK)
 		iom_iommu_block(d);
 	/*
@@ -2104,6 +2109,7 @@ int iom_iommu_migrate_ranges(struct iom_iommu_domain *d,
 out_unblock:
 	if (mode == IOM_IOMMU_MIGRATE_BLOCK)
 		iom_iommu_unblock(d);
+	iom_trace(d->iommu->m, IOM_TRACE_IOMMU_MIGRATE, 'E', d->id, r[0].iova, nr, ret);
 	free(rec.leaves);
 	return ret;
 }
@@ -2170,6 +2176,7 @@ int iom_iommu_migrate_batch_begin(struct iom_iommu_domain *d,
 		return ret;
 	}
 	domain_wait_inflight(d);	/* nobody in the ranges now */
+	iom_trace(d->iommu->m, IOM_TRACE_IOMMU_MIGRATE, 'B', d->id, r[0].iova, nr, IOM_IOMMU_MIGRATE_PER_PAGE);
 	*out = b;
 	return 0;
 }
@@ -2190,6 +2197,7 @@ void iom_iommu_migrate_batch_end(struct iom_iommu_migrate_batch *b)
 {
 	if (!b)
 		return;
+	iom_trace(b->d->iommu->m, IOM_TRACE_IOMMU_MIGRATE, 'E', b->d->id, b->r[0].iova, b->rec.nr, 0);
 	/* the old translations may be cached: drop them before the ranges open */
 	if (b->nr_switched)
 		rec_inv_and_wait(b->d, &b->rec);

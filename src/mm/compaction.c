@@ -67,6 +67,7 @@
 #include <iommig/migrate.h>
 
 #include "../core/list.h"
+#include "../core/trace.h"
 #include "internal.h"
 #include "mm_types.h"
 
@@ -660,6 +661,7 @@ static int compact_zone(struct compact_control *cc)
 
 	cc->migrate_pfn = zone->zone_start_pfn;
 	cc->free_pfn = pageblock_start_pfn(m, zone_end - 1);
+	iom_trace(m, IOM_TRACE_MM_COMPACTION_BEGIN, 'B', zone->zone_start_pfn, cc->migrate_pfn, cc->free_pfn, zone_end);
 
 	while ((ret = compact_finished(cc)) == IOM_COMPACT_CONTINUE) {
 		unsigned int nr_succeeded = 0;
@@ -692,6 +694,7 @@ static int compact_zone(struct compact_control *cc)
 	if (ret == IOM_COMPACT_COMPLETE && cc->order >= 0 &&
 	    zone_has_free_block(zone, (unsigned int)cc->order))
 		ret = IOM_COMPACT_SUCCESS;
+	iom_trace(m, IOM_TRACE_MM_COMPACTION_END, 'E', zone->zone_start_pfn, cc->migrate_pfn, cc->free_pfn, ret);
 	return ret;
 }
 

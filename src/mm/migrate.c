@@ -42,6 +42,7 @@
 #include <iommig/migrate.h>
 
 #include "../core/list.h"
+#include "../core/trace.h"
 #include "internal.h"
 #include "mm_types.h"
 
@@ -233,6 +234,7 @@ int iom_migrate_page_move_mapping(struct iom_address_space *mapping,
 		iom_SetPagePrivate(newpage);
 	}
 	iom_radix_tree_replace_slot(&mapping->i_pages, slot, newpage);
+	iom_trace(mapping->m, IOM_TRACE_MM_MIGRATE_PAGE_MOVE_MAPPING, 'i', page_to_pfn(mapping->m, page), page_to_pfn(mapping->m, newpage), newpage->index, 0);
 	/*
 	 * Drop the cache reference from the old page by unfreezing to the
 	 * expected count minus the one moved. The old page's mapping is
@@ -946,6 +948,7 @@ int iom_migrate_pages(struct iom_machine *m, struct iom_list_head *from,
 	/* Nothing left on @from: every page migrated (or was freed). */
 	if (list_empty(from))
 		rc = 0;
+	iom_trace(m, IOM_TRACE_MM_MIGRATE_PAGES, 'i', stats.nr_succeeded, stats.nr_failed, mode, reason);
 	if (nr_succeededp)
 		*nr_succeededp = stats.nr_succeeded;
 	return rc;

@@ -26,6 +26,7 @@
 #include <iommig/migrate.h>
 
 #include "../core/percpu.h"
+#include "../core/trace.h"
 #include "internal.h"
 
 static const char *const migratetype_names[IOM_MIGRATE_TYPES] = {
@@ -1220,9 +1221,11 @@ struct iom_page *iom_alloc_pages_node(struct iom_machine *m, int nid,
 				      ALLOC_WMARK_LOW |
 				      (ac.migratetype == IOM_MIGRATE_MOVABLE ? ALLOC_CMA : 0),
 				      &ac);
+	if (likely(page)) iom_trace(m, IOM_TRACE_MM_PAGE_ALLOC, 'i', page_to_pfn(m, page), order, gfp, ac.migratetype);
 	if (likely(page))
 		return page;
 	page = __alloc_pages_slowpath(m, set, gfp, order, &ac);
+	iom_trace(m, IOM_TRACE_MM_PAGE_ALLOC, 'i', page ? page_to_pfn(m, page) : ~0UL, order, gfp, ac.migratetype);
 	if (page)
 		return page;
 	__count_event(set, IOM_PGALLOC_FAIL, 1);
@@ -1408,6 +1411,7 @@ __free_pages_ok(struct iom_machine *m, struct iom_page *page,
 {
 	struct zone *zone;
 
+	iom_trace(m, IOM_TRACE_MM_PAGE_FREE, 'i', pfn, order, 0, 0);
 	if (iom_PageLRU(page))
 		__page_cache_release(m, page);
 	if (!free_pages_prepare(m, page, order))
