@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <iommig/compaction.h>
 #include <iommig/dma-mapping.h>
 #include <iommig/iomap.h>
 #include <iommig/migrate.h>
@@ -242,6 +243,27 @@ static void test_full_ring_overwrites_and_counts_drops(void **state)
 	iom_machine_destroy(m);
 }
 
+static void test_compaction_is_a_begin_end_pair(void **state)
+{
+	struct iom_machine *m = test_machine(16, &tlog, NULL);
+	const char *b, *e;
+	char *js;
+
+	(void)state;
+	assert_int_equal(iom_trace_enable(m, 1 << 12), 0);
+	assert_true(iom_compact_node(m, 0) >= 0);
+	js = export_json(m);
+	check_json(js);
+	b = sfind(js, "\"name\":\"mm_compaction_begin\",\"cat\":\"mm\",\"ph\":\"B\"");
+	assert_non_null(b);
+	e = sfind(b, "\"name\":\"mm_compaction_end\",\"cat\":\"mm\",\"ph\":\"E\"");
+	assert_non_null(e);
+	assert_int_equal(count_str(js, "\"name\":\"mm_compaction_begin\""),
+			 count_str(js, "\"name\":\"mm_compaction_end\""));
+	free(js);
+	iom_machine_destroy(m);
+}
+
 /* ---- one DMA page's migration ---------------------------------------- */
 
 static struct iom_machine *alloc_m;
@@ -358,7 +380,17 @@ static void migrate_dma_page(enum iom_dma_migrate_mode mode)
 	assert_true(find_ev(js, js, "mm_page_alloc", 'i') < mv);
 	free(js);
 
+	/* the device's access after the free faults */
+	assert_int_equal(iom_trace_enable(m, 4096), 0);
 	assert_int_equal(iom_dma_free_coherent(dev, 4 * PG, cpu, h, 0), 0);
+	{
+		unsigned char byte;
+
+		assert_true(iom_device_dma_read(dev, h, &byte, 1) < 0);
+	}
+	js = export_json(m);
+	assert_int_equal(count_str(js, "\"name\":\"io_page_fault\",\"cat\":\"iommu\""), 1);
+	free(js);
 	assert_int_equal(iom_iommu_detach_device(d, dev), 0);
 	assert_int_equal(iom_device_destroy(dev), 0);
 	assert_int_equal(iom_iommu_domain_free(d), 0);
@@ -464,6 +496,7 @@ int main(void)
 		cmocka_unit_test(test_bad_arguments_are_einval),
 		cmocka_unit_test(test_alloc_and_free_are_recorded),
 		cmocka_unit_test(test_full_ring_overwrites_and_counts_drops),
+		cmocka_unit_test(test_compaction_is_a_begin_end_pair),
 		cmocka_unit_test(test_dma_page_migration_steps_in_order),
 		cmocka_unit_test(test_two_threads_record_every_event),
 	};
