@@ -30,7 +30,7 @@ struct dma_dev_state {
 	_Atomic int alloc_mode;		/* enum iom_dma_alloc_mode */
 	_Atomic int migrate_mode;	/* enum iom_dma_migrate_mode */
 	_Atomic int iomap_scope;	/* enum iom_dma_iomap_scope */
-	_Atomic unsigned int page_order; /* movable buffers' page order */
+	_Atomic int page_order;		/* movable buffers' page order */
 	struct __iommu_buffer *buffers;
 	long nr_buffers;
 };

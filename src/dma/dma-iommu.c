@@ -427,6 +427,17 @@ static int dma_domain_state_release(void *p)
 
 /* ---- coherent buffers --------------------------------------------------- */
 
+/* The device's DMA domain: attached, and not one the owner maps by hand. */
+static struct iom_iommu_domain *dma_domain(struct iom_device *dev)
+{
+	struct iom_iommu_domain *d = iom_iommu_get_domain_for_dev(dev);
+
+	if (!d || iom_iommu_domain_type(d) == IOM_IOMMU_DOMAIN_UNMANAGED)
+		return NULL;
+	return d;
+}
+
+
 static bool dev_uses_legacy(struct dma_dev_state *st)
 {
 	int mode = atomic_load(&st->alloc_mode);
@@ -617,8 +628,8 @@ struct __iommu_buffer *iommu_dma_alloc(struct iom_device *dev, size_t size,
 		*err = -ENOMEM;
 		return NULL;
 	}
-	domain = iom_iommu_get_domain_for_dev(dev);
-	if (!domain || iom_iommu_domain_type(domain) == IOM_IOMMU_DOMAIN_UNMANAGED) {
+	domain = dma_domain(dev);
+	if (!domain) {
 		*err = -ENODEV;
 		return NULL;
 	}
@@ -721,7 +732,7 @@ int iommu_dma_attach(struct __iommu_buffer *ib, struct iom_device *other,
 		     iom_dma_addr_t *handle)
 {
 	struct dma_dev_state *ost = dma_dev_state(other);
-	struct iom_iommu_domain *d = iom_iommu_get_domain_for_dev(other);
+	struct iom_iommu_domain *d = dma_domain(other);
 	struct iom_machine *m = ib_machine(ib);
 	struct dma_domain_state *ds;
 	unsigned long iova, i;
@@ -729,7 +740,7 @@ int iommu_dma_attach(struct __iommu_buffer *ib, struct iom_device *other,
 
 	if (!ost)
 		return -ENOMEM;
-	if (!d || iom_iommu_domain_type(d) == IOM_IOMMU_DOMAIN_UNMANAGED)
+	if (!d)
 		return -ENODEV;
 	ds = domain_state(d);
 	if (!ds)
@@ -844,15 +855,6 @@ static int dma_info_to_prot(enum iom_dma_data_direction dir)
 	default:
 		return 0;
 	}
-}
-
-static struct iom_iommu_domain *dma_domain(struct iom_device *dev)
-{
-	struct iom_iommu_domain *d = iom_iommu_get_domain_for_dev(dev);
-
-	if (!d || iom_iommu_domain_type(d) == IOM_IOMMU_DOMAIN_UNMANAGED)
-		return NULL;
-	return d;
 }
 
 iom_dma_addr_t iommu_dma_map_page(struct iom_device *dev, struct iom_page *page,

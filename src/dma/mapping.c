@@ -14,6 +14,7 @@
  * refused with -EINVAL (nothing changes) whether dma-debug is on or not.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,56 +100,44 @@ void dma_buffer_put(struct __iommu_buffer *ib)
 	atomic_fetch_sub_explicit(&ib->users, 1, memory_order_release);
 }
 
-int iom_dma_set_alloc_mode(struct iom_device *dev, enum iom_dma_alloc_mode mode)
+/* Store one of @dev's settings (an int of its state at @off) in [0, @hi]. */
+static int set_setting(struct iom_device *dev, size_t off, long value, long hi)
 {
 	struct dma_dev_state *st;
 
-	if (!dev || mode < IOM_DMA_ALLOC_DEFAULT || mode > IOM_DMA_ALLOC_LEGACY)
+	if (!dev || value < 0 || value > hi)
 		return -EINVAL;
 	st = dma_dev_state(dev);
 	if (!st)
 		return -ENOMEM;
-	atomic_store(&st->alloc_mode, mode);
+	atomic_store((_Atomic int *)((char *)st + off), (int)value);
 	return 0;
+}
+
+int iom_dma_set_alloc_mode(struct iom_device *dev, enum iom_dma_alloc_mode mode)
+{
+	return set_setting(dev, offsetof(struct dma_dev_state, alloc_mode), mode,
+			   IOM_DMA_ALLOC_LEGACY);
 }
 
 int iom_dma_set_migrate_mode(struct iom_device *dev, enum iom_dma_migrate_mode mode)
 {
-	struct dma_dev_state *st;
-
-	if (!dev || mode < IOM_DMA_MIGRATE_SEED || mode > IOM_DMA_MIGRATE_NONBLOCK)
-		return -EINVAL;
-	st = dma_dev_state(dev);
-	if (!st)
-		return -ENOMEM;
-	atomic_store(&st->migrate_mode, mode);
-	return 0;
+	return set_setting(dev, offsetof(struct dma_dev_state, migrate_mode), mode,
+			   IOM_DMA_MIGRATE_NONBLOCK);
 }
 
 int iom_dma_set_page_order(struct iom_device *dev, unsigned int order)
 {
-	struct dma_dev_state *st;
-
-	if (!dev || order > iom_pageblock_order(iom_device_machine(dev)))
+	if (!dev)
 		return -EINVAL;
-	st = dma_dev_state(dev);
-	if (!st)
-		return -ENOMEM;
-	atomic_store(&st->page_order, order);
-	return 0;
+	return set_setting(dev, offsetof(struct dma_dev_state, page_order), (long)order,
+			   (long)iom_pageblock_order(iom_device_machine(dev)));
 }
 
 int iom_dma_set_iomap_scope(struct iom_device *dev, enum iom_dma_iomap_scope scope)
 {
-	struct dma_dev_state *st;
-
-	if (!dev || scope < IOM_DMA_IOMAP_PER_BUFFER || scope > IOM_DMA_IOMAP_PER_DOMAIN)
-		return -EINVAL;
-	st = dma_dev_state(dev);
-	if (!st)
-		return -ENOMEM;
-	atomic_store(&st->iomap_scope, scope);
-	return 0;
+	return set_setting(dev, offsetof(struct dma_dev_state, iomap_scope), scope,
+			   IOM_DMA_IOMAP_PER_DOMAIN);
 }
 
 /* dma_supported(): the IOMMU can serve any mask that covers a page. */

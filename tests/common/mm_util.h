@@ -27,6 +27,17 @@ static inline void test_assert_machine_clean(struct iom_machine *m)
 	assert_int_equal(iom_machine_bug_count(m), 0);
 }
 
+/* A migration target for @page: movable, of @page's order (a compound
+ * page moves whole). */
+static inline struct iom_page *test_alloc_like(struct iom_machine *m,
+					       const struct iom_page *page)
+{
+	unsigned int order = iom_compound_order(page);
+
+	return iom_alloc_pages(m, IOM_GFP_HIGHUSER_MOVABLE | (order ? IOM___GFP_COMP : 0),
+			       order);
+}
+
 /* The PTE at @addr of @mm, 0 where no page table exists. */
 static inline pte_t test_get_pte(struct iom_mm *mm, uint64_t addr)
 {

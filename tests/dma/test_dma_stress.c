@@ -164,11 +164,8 @@ static struct iom_machine *alloc_m;
 /* get_new_page: a page of @page's order (a compound page moves whole) */
 static struct iom_page *new_page_any(struct iom_page *page, unsigned long private)
 {
-	unsigned int order = iom_compound_order(page);
-
 	(void)private;
-	return iom_alloc_pages(alloc_m, IOM_GFP_HIGHUSER_MOVABLE |
-			       (order ? IOM___GFP_COMP : 0), order);
+	return test_alloc_like(alloc_m, page);
 }
 
 /* Move every page of every buffer once; return how many moved. */
