@@ -18,6 +18,7 @@ PACKAGES=(
 	liburcu-dev       # RCU read sides, grace periods, call_rcu
 	uthash-dev        # header-only hash tables used inside the library
 	libjemalloc-dev   # baseline and metadata arenas in the release benchmarks
+	gnuplot-nox       # iommig-bench frag: plots of the time series (optional: skipped when absent)
 )
 
 if [[ ${IOMMIG_SKIP_DEPS:-0} == 1 ]]; then
