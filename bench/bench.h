@@ -55,6 +55,8 @@ struct bench_cmd {
 	unsigned int opts;	/* BENCH_OPT_* accepted */
 	const char *help;	/* extra lines for `iommig-bench help <name>` */
 	int (*run)(const struct bench_opts *o);
+	/* a benchmark with its own command line (frag): argv[0] is its name */
+	int (*main)(int argc, char **argv);
 };
 
 /* The benchmarks (one file each). Return: 0, or 1 after printing why. */
@@ -70,6 +72,7 @@ int bench_dma(const struct bench_opts *o);
 int bench_dma_migrate(const struct bench_opts *o);
 int bench_vfio(const struct bench_opts *o);
 int bench_hmm(const struct bench_opts *o);
+int frag_main(int argc, char **argv);	/* bench/frag/frag.c */
 
 /* ---- timing ------------------------------------------------------------ */
 

@@ -19,6 +19,13 @@
 
 static const struct bench_cmd bench_cmds[] = {
 	{
+		.name = "frag",
+		.summary = "the fragmentation benchmark: a seeded workload in "
+			   "no-DMA, legacy, IOMAP modes side by side (own options: "
+			   "iommig-bench frag --help)",
+		.main = frag_main,
+	},
+	{
 		.name = "alloc",
 		.summary = "page alloc+free (order 0, 3, 9; 1 and N threads) "
 			   "vs malloc+free",
@@ -281,6 +288,11 @@ int main(int argc, char **argv)
 		if (argc > 2 && !(cmd = find_cmd(argv[2])))
 			return bad_usage(NULL, "unknown benchmark '%s'",
 					 argv[2]);
+		if (argc > 2 && cmd->main) {
+			char *help_argv[] = { argv[2], (char *)"--help", NULL };
+
+			return cmd->main(2, help_argv);
+		}
 		usage(stdout, argc > 2 ? cmd : NULL);
 		return 0;
 	}
@@ -293,6 +305,8 @@ int main(int argc, char **argv)
 	cmd = find_cmd(argv[1]);
 	if (!cmd)
 		return bad_usage(NULL, "unknown benchmark '%s'", argv[1]);
+	if (cmd->main)
+		return cmd->main(argc - 1, argv + 1);
 
 	for (i = 2; i < argc; i++) {
 		char name[32];

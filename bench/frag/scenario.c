@@ -84,6 +84,9 @@ static const char preset_seed000[] =
 	"dma_size_min = 64K\n"
 	"dma_size_max = 4M\n"
 	"device_threads = 1\n"
+	"dma_burst = 0\n"
+	"dma_burst_period = 0\n"
+	"dma_late = no\n"
 	"\n"
 	"# long-term pins (none here)\n"
 	"pin_share = 0\n"
@@ -239,6 +242,9 @@ static const struct key keys[] = {
 	KEY(dma_size_min, K_SIZE),
 	KEY(dma_size_max, K_SIZE),
 	KEY(device_threads, K_UINT),
+	KEY(dma_burst, K_FRAC),
+	KEY(dma_burst_period, K_UINT),
+	KEY(dma_late, K_BOOL),
 	KEYS(pin_share, K_FRAC, "long-term pins"),
 	KEY(pin_chunk, K_SIZE),
 	KEY(pin_in_cma, K_BOOL),
@@ -736,6 +742,13 @@ static int check(const struct frag_scenario *s, const char **keyp,
 	if (s->dma_size_min > s->dma_size_max)
 		return bad(err, errlen, keyp, "dma_size_min",
 			   "more than dma_size_max");
+	if (s->dma_burst < 0.0 || s->dma_burst > 1.0)
+		return bad(err, errlen, keyp, "dma_burst", "%g: must be 0..1",
+			   s->dma_burst);
+	if (s->dma_burst > 0.0 && s->dma_burst_period < 2)
+		return bad(err, errlen, keyp, "dma_burst_period",
+			   "%u: must be at least 2 with a dma_burst",
+			   s->dma_burst_period);
 	if (s->device_threads > 16)
 		return bad(err, errlen, keyp, "device_threads",
 			   "%u: must be 0..16", s->device_threads);
