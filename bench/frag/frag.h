@@ -101,6 +101,13 @@ struct frag_scenario {
 	 * loaded on a busy machine): they take the holes the churn leaves.
 	 */
 	bool dma_late;
+	/*
+	 * seed 000's picture: before the late buffers come, a process fills
+	 * every free page and unmaps single pages at random, as many as the
+	 * buffers need: the buffers can only take those holes, one page here
+	 * and one there (the process exits at rest). Needs dma_late.
+	 */
+	bool dma_into_holes;
 
 	/* VFIO-style long-term pins of a guest's RAM (seed 002) */
 	double pin_share;

@@ -78,15 +78,16 @@ static const char preset_seed000[] =
 	"\n"
 	"# coherent DMA buffers, written by the devices while in use\n"
 	"dma_devices = 4\n"
-	"dma_share = 0.08\n"
+	"dma_share = 0.05\n"
 	"dma_churn = 0.05\n"
 	"dma_longlived = 0.5\n"
-	"dma_size_min = 64K\n"
-	"dma_size_max = 4M\n"
+	"dma_size_min = 4K\n"
+	"dma_size_max = 64K\n"
 	"device_threads = 1\n"
 	"dma_burst = 0\n"
 	"dma_burst_period = 0\n"
-	"dma_late = no\n"
+	"dma_late = yes\n"
+	"dma_into_holes = yes\n"
 	"\n"
 	"# long-term pins (none here)\n"
 	"pin_share = 0\n"
@@ -97,7 +98,7 @@ static const char preset_seed000[] =
 	"orders = 4,9,10\n"
 	"highalloc_share = 0.10\n"
 	"highalloc_per_step = 4\n"
-	"rest_share = 0.5\n"
+	"rest_share = 1.0\n"
 	"\n"
 	"# CMA allocations (no CMA area here)\n"
 	"cma_alloc_size = 0\n"
@@ -113,19 +114,26 @@ static const char preset_seed002[] =
 	"name = seed002\n"
 	"description = 2015 vfio patch: guest RAM in CMA pinned long-term\n"
 	"cma_size = 256M\n"
-	"anon_share = 0.40\n"
+	"anon_share = 0.30\n"
 	"file_share = 0.15\n"
 	"reclaimable_share = 0.01\n"
 	"dma_devices = 2\n"
 	"dma_share = 0.02\n"
-	"pin_share = 0.20\n"
+	"dma_late = no\n"
+	"dma_into_holes = no\n"
+	"dma_size_min = 64K\n"
+	"dma_size_max = 1M\n"
+	"rest_share = 0.5\n"
+	"pin_share = 0.30\n"
 	"pin_chunk = 2M\n"
 	"pin_in_cma = yes\n"
 	"orders = 9\n"
 	"highalloc_share = 0.05\n"
 	"highalloc_per_step = 2\n"
-	"cma_alloc_size = 16M\n"
-	"cma_allocs_per_step = 1\n"
+	"# half the area at once, at rest: under load a full machine has no room\n"
+	"# to move 128M out of CMA, in any mode\n"
+	"cma_alloc_size = 128M\n"
+	"cma_allocs_per_step = 0\n"
 	"cma_allocs_at_rest = 8\n";
 
 static const char preset_highalloc[] =
@@ -139,6 +147,10 @@ static const char preset_highalloc[] =
 	"file_churn = 0.10\n"
 	"reclaimable_share = 0.03\n"
 	"dma_share = 0.03\n"
+	"dma_late = no\n"
+	"dma_into_holes = no\n"
+	"dma_size_min = 64K\n"
+	"dma_size_max = 4M\n"
 	"highalloc_share = 0.30\n"
 	"highalloc_per_step = 8\n"
 	"rest_share = 0.80\n";
@@ -154,8 +166,8 @@ static const char preset_datacenter[] =
 	"dma_devices = 8\n"
 	"dma_share = 0.07\n"
 	"dma_longlived = 0.9\n"
-	"dma_size_min = 64K\n"
-	"dma_size_max = 256K\n";
+	"dma_size_min = 4K\n"
+	"dma_size_max = 64K\n";
 
 static const char preset_tiny[] =
 	"# tiny - a small, quick scenario for tests.\n"
@@ -245,6 +257,7 @@ static const struct key keys[] = {
 	KEY(dma_burst, K_FRAC),
 	KEY(dma_burst_period, K_UINT),
 	KEY(dma_late, K_BOOL),
+	KEY(dma_into_holes, K_BOOL),
 	KEYS(pin_share, K_FRAC, "long-term pins"),
 	KEY(pin_chunk, K_SIZE),
 	KEY(pin_in_cma, K_BOOL),
@@ -749,6 +762,8 @@ static int check(const struct frag_scenario *s, const char **keyp,
 		return bad(err, errlen, keyp, "dma_burst_period",
 			   "%u: must be at least 2 with a dma_burst",
 			   s->dma_burst_period);
+	if (s->dma_into_holes && !s->dma_late)
+		return bad(err, errlen, keyp, "dma_into_holes", "needs dma_late = yes");
 	if (s->device_threads > 16)
 		return bad(err, errlen, keyp, "device_threads",
 			   "%u: must be 0..16", s->device_threads);

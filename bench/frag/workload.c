@@ -193,6 +193,9 @@ struct wl {
 	size_t *anon_pending;		/* per process: region being faulted in */
 	bool file_writing;		/* the last file is being written */
 	struct iom_mm *guest;
+	struct iom_mm *filler;		/* dma_into_holes: fills memory, punched */
+	uint64_t filler_addr;
+	unsigned long filler_nr;
 
 	unsigned long nr_pages;
 	unsigned long target[NR_KINDS];	/* pages */
@@ -824,12 +827,20 @@ static void high_load_step(struct wl *wl)
 	}
 }
 
+/*
+ * cma_alloc() of the whole chunk, aligned to its size up to a pageblock
+ * (as dma_alloc_contiguous() aligns, up to CONFIG_CMA_ALIGNMENT), so a
+ * busy run is skipped a pageblock at a time; released at once.
+ */
 static void cma_round(struct wl *wl, unsigned int n, struct frag_count *c)
 {
 	unsigned long count = pages_of(wl->s->cma_alloc_size);
+	unsigned int align = ilog2_u64(count);
 
+	if (align > iom_pageblock_order(wl->m))
+		align = iom_pageblock_order(wl->m);
 	for (unsigned int i = 0; wl->cma && i < n; i++) {
-		struct iom_page *page = iom_cma_alloc(wl->cma, count, 0, true);
+		struct iom_page *page = iom_cma_alloc(wl->cma, count, align, true);
 
 		c->attempts++;
 		if (!page)
@@ -1082,6 +1093,15 @@ static int wl_build(struct wl *wl)
 	}
 	cfg.compaction_proactiveness = wl->mode.compaction ? 20 : -1;
 	cfg.dma_legacy = wl->mode.dma == FRAG_LEGACY;
+	/*
+	 * dma_into_holes needs every page used but the holes: with watermarks
+	 * the reserve below them stays free in whole pageblocks, and the
+	 * allocator's fallback (largest block first) would put every buffer
+	 * there. The slides' machine, like tests/dma/test_dma_compaction.c,
+	 * runs without them.
+	 */
+	if (s->dma_into_holes)
+		cfg.min_free_kbytes = -1;
 	cfg.log = wl_log;
 	cfg.log_priv = wl;
 	err = iom_machine_create(&cfg, &wl->m);
@@ -1247,6 +1267,8 @@ static int wl_teardown(struct wl *wl)
 			iom_mm_destroy(wl->mm[p]);
 	if (wl->guest)
 		iom_mm_destroy(wl->guest);
+	if (wl->filler)
+		iom_mm_destroy(wl->filler);
 	for (unsigned int d = 0; d < wl->nr_dev; d++) {
 		if (!wl->dev[d])
 			continue;
@@ -1303,6 +1325,45 @@ static void kcompactd_step(struct wl *wl)
 		iom_kcompactd_run(wl->m, (int)nid, 0);
 }
 
+/*
+ * dma_into_holes: a process faults in every page it can get (reclaim
+ * makes room from the page cache as it goes), then unmaps single pages
+ * picked at random, a tenth more than the DMA buffers need: the holes are
+ * spread over every pageblock it filled, as in seed 000's slides.
+ */
+static int fill_and_punch(struct wl *wl)
+{
+	unsigned long cap = wl->nr_pages, k, want, holes = 0;
+	double p;
+	int err;
+
+	err = iom_mm_create(wl->m, &wl->filler);
+	if (err)
+		return err;
+	err = iom_mmap(wl->filler, 0, (uint64_t)cap * PG, IOM_PROT_READ | IOM_PROT_WRITE,
+		       IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0, &wl->filler_addr);
+	if (err)
+		return err;
+	for (k = 0; k < cap; k++) {
+		uint64_t v = k;
+
+		if (iom_write(wl->filler, wl->filler_addr + k * PG, &v, sizeof(v)))
+			break;
+	}
+	wl->filler_nr = k;
+	want = (unsigned long)(1.1 * wl->s->dma_share * (double)wl->nr_pages);
+	p = k ? (double)want / (double)k : 0.0;
+	for (k = 0; k < wl->filler_nr && holes < want; k++) {
+		if (rng_unit(&wl->rng) >= p)
+			continue;
+		err = iom_munmap(wl->filler, wl->filler_addr + k * PG, PG);
+		if (err)
+			return err;
+		holes++;
+	}
+	return 0;
+}
+
 static int phase_fill(struct wl *wl)
 {
 	unsigned int all = (1u << NR_KINDS) - 1;
@@ -1320,6 +1381,14 @@ static int phase_fill(struct wl *wl)
 	topup(wl, all);
 	if (wl->s->pin_in_cma)
 		topup(wl, 1u << K_PIN);
+	/* the same holes in every mode, the ideal's too: only who takes them differs */
+	if (wl->s->dma_into_holes) {
+		int err = fill_and_punch(wl);
+
+		if (err)
+			return err;
+		topup(wl, 1u << K_DMA);
+	}
 	clear_full(wl);
 	take_map(wl, FRAG_AT_FILLED);
 	return sample(wl);
@@ -1433,6 +1502,10 @@ static int phase_rest(struct wl *wl)
 	/* the load goes: processes exit, short-lived objects are freed */
 	while (wl->anon.n)
 		anon_free(wl, wl->anon.n - 1);
+	if (wl->filler) {
+		iom_mm_destroy(wl->filler);
+		wl->filler = NULL;
+	}
 	while (wl->unmov.n)
 		kobj_free(wl, &wl->unmov, wl->unmov.n - 1, K_UNMOV);
 	for (unsigned long i = 0; i < atomic_load(&wl->slots_hw); i++) {
