@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # The main job: install missing Debian packages, build the "release" preset
-# (optimised, jemalloc, no sanitizers) and run the example workload
-# build/release/examples/buddyinfo, which prints /proc/buddyinfo,
-# /proc/pagetypeinfo and the unusable-free-space index of a simulated
-# machine after a seeded allocation workload.
+# (optimised, jemalloc, no sanitizers) and run the fragmentation benchmark,
+# `iommig-bench frag`: the seed000 scenario by default, in every mode (no
+# DMA, legacy DMA, IOMAP, IOMAP non-blocking) side by side. It prints the
+# summary table on stdout and writes the results folder
+# ./frag-results/<scenario>-seed<N>/ under the current directory.
 #
-#   scripts/run.sh [--mem SIZE] [--seed N] [--ops N]
+#   scripts/run.sh [iommig-bench frag options]
+#   scripts/run.sh --scenario datacenter --mem 16G
+#   scripts/run.sh --help
 #
-# Arguments go to the program unchanged. Works from any directory. Build
-# messages go to stderr so that stdout is the program's report.
+# Arguments go to `iommig-bench frag` unchanged; relative paths in them
+# (--scenario FILE, --out DIR) are relative to the directory it is run
+# from. Works from any directory. Build messages go to stderr so that
+# stdout is the benchmark's report. The earlier main job, the buddyinfo
+# example, is build/release/examples/buddyinfo once this has built.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 JOBS=${IOMMIG_JOBS:-2}
 
 "$ROOT/scripts/install-deps.sh" >&2
-cmake --preset release >&2
-cmake --build --preset release -j "$JOBS" >&2
-exec "$ROOT/build/release/examples/buddyinfo" "$@"
+# Presets are found from the source directory; the benchmark runs from the
+# caller's, where its results folder goes.
+(
+	cd "$ROOT"
+	cmake --preset release
+	cmake --build --preset release -j "$JOBS"
+) >&2
+exec "$ROOT/build/release/bench/iommig-bench" frag "$@"
