@@ -835,8 +835,12 @@ static void high_load_step(struct wl *wl)
 static void cma_round(struct wl *wl, unsigned int n, struct frag_count *c)
 {
 	unsigned long count = pages_of(wl->s->cma_alloc_size);
-	unsigned int align = ilog2_u64(count);
+	unsigned int align;
 
+	if (!wl->cma || !n || !count)
+		return;
+	/* aligned to the largest power of two not above the count */
+	align = ilog2_u64(count);
 	if (align > iom_pageblock_order(wl->m))
 		align = iom_pageblock_order(wl->m);
 	for (unsigned int i = 0; wl->cma && i < n; i++) {

@@ -331,6 +331,14 @@ struct iom_mm {
 	pte_t *pgd;
 	struct list_head mmap;
 	unsigned long map_count;
+	/*
+	 * mmap_cache: the VMA find_vma() found last (2.6's mm->mmap_cache,
+	 * later the per-thread vmacache): faults and munmaps walk the list
+	 * only on a miss. Read and set under mmap_lock for read (relaxed: a
+	 * stale hint is only a miss); cleared by remove_vma() under the lock
+	 * for write, so a cached VMA is never a freed one.
+	 */
+	_Atomic(struct vm_area_struct *) mmap_cache;
 	atomic_long nr_pgtables;
 	atomic_long rss_anon;
 	atomic_long rss_file;

@@ -57,13 +57,21 @@ void shmem_file_put(struct shmem_file *sf)
 
 struct vm_area_struct *find_vma(struct iom_mm *mm, uint64_t addr)
 {
+	struct vm_area_struct *vma = atomic_load_explicit(&mm->mmap_cache,
+							  memory_order_relaxed);
 	struct list_head *pos;
 
+	/* the VMA holding @addr is the first that ends after it */
+	if (vma && vma->vm_start <= addr && vma->vm_end > addr)
+		return vma;
 	list_for_each(pos, &mm->mmap) {
-		struct vm_area_struct *vma = list_entry(pos, struct vm_area_struct, vm_list);
-
-		if (vma->vm_end > addr)
+		vma = list_entry(pos, struct vm_area_struct, vm_list);
+		if (vma->vm_end > addr) {
+			if (vma->vm_start <= addr)
+				atomic_store_explicit(&mm->mmap_cache, vma,
+						      memory_order_relaxed);
 			return vma;
+		}
 	}
 	return NULL;
 }
@@ -104,6 +112,9 @@ static struct vm_area_struct *vma_alloc(struct iom_mm *mm)
 /* Unlink a VMA already off the mm list and zapped from the rmap, and free it. */
 static void remove_vma(struct vm_area_struct *vma)
 {
+	struct vm_area_struct *cached = vma;
+
+	atomic_compare_exchange_strong(&vma->vm_mm->mmap_cache, &cached, NULL);
 	unlink_anon_vmas(vma);
 	if (vma->vm_file)
 		unlink_file_vma(vma);
@@ -222,7 +233,7 @@ struct iom_machine *iom_mm_machine(const struct iom_mm *mm)
 static int do_munmap(struct iom_mm *mm, uint64_t start, uint64_t len)
 {
 	uint64_t end = start + len;
-	struct vm_area_struct *vma = find_vma(mm, start), *last, *next;
+	struct vm_area_struct *vma = find_vma(mm, start), *last, *next = NULL;
 	struct iom_mmu_notifier_range range;
 	struct list_head detached, *pos;
 	int ret;
@@ -235,7 +246,9 @@ static int do_munmap(struct iom_mm *mm, uint64_t start, uint64_t len)
 			return ret;
 		vma = vma_next(mm, vma);
 	}
-	last = find_vma(mm, end - 1);
+	/* the VMA holding end - 1 is at or after vma: walk on from there */
+	for (last = vma; last && last->vm_end <= end - 1; last = vma_next(mm, last))
+		;
 	if (last && last->vm_start < end && last->vm_end > end) {
 		ret = split_vma(mm, last, end);
 		if (ret)
@@ -250,6 +263,9 @@ static int do_munmap(struct iom_mm *mm, uint64_t start, uint64_t len)
 	}
 	if (list_empty(&detached))
 		return 0;
+	/* unmaps often go up in address: the next one likely falls in next */
+	if (next)
+		atomic_store_explicit(&mm->mmap_cache, next, memory_order_relaxed);
 	mmu_notifier_range_init(&range, IOM_MMU_NOTIFY_UNMAP, mm,
 		list_first_entry(&detached, struct vm_area_struct, vm_list)->vm_start,
 		list_last_entry(&detached, struct vm_area_struct, vm_list)->vm_end);
