@@ -242,6 +242,50 @@ static void row_ulong(struct table *t, const struct frag_result *r,
 	}
 }
 
+/* Pageblocks of class @c in the map of @r taken at @mo; -1 without one. */
+static long map_count(const struct frag_result *r, int mo, int c)
+{
+	const struct frag_memmap *map = &r->maps[mo];
+	long n = 0;
+
+	if (!r->have_map[mo] || !map->cls)
+		return -1;
+	for (unsigned long b = 0; b < map->nr_blocks; b++)
+		n += map->cls[b] == c;
+	return n;
+}
+
+/*
+ * One row per moment and class that some run's map has: how the memory
+ * maps' pageblocks divide, in numbers (where a mode's blocks went).
+ */
+static void rows_map_classes(struct table *t, const struct frag_result *r)
+{
+	for (int mo = 0; mo < FRAG_NR_MOMENTS; mo++) {
+		for (int c = 0; c < FRAG_NR_BLOCK_CLASSES; c++) {
+			char label[48], (*cell)[CELL];
+			bool any = false;
+
+			for (unsigned int i = 0; i < t->n; i++)
+				any |= map_count(&r[i], mo, c) > 0;
+			if (!any)
+				continue;
+			snprintf(label, sizeof(label), "%s: %s",
+				 frag_moment_name((enum frag_moment)mo),
+				 frag_block_class_name((enum frag_block_class)c));
+			cell = table_row(t, label);
+			for (unsigned int i = 0; cell && i < t->n; i++) {
+				long v = map_count(&r[i], mo, c);
+
+				if (v < 0)
+					snprintf(cell[i], CELL, "-");
+				else
+					snprintf(cell[i], CELL, "%ld", v);
+			}
+		}
+	}
+}
+
 /* "97.3% 146/150", or "-" when nothing was tried. */
 static void fmt_count(char *buf, size_t len, const struct frag_count *c)
 {
@@ -387,7 +431,8 @@ void frag_report_text(FILE *f, const struct frag_scenario *s, uint64_t seed,
 		"%u steps\n", s->name, s->description, mem, seed, s->steps);
 	if (!n)
 		return;
-	if (table_init(&t, n, 64 + 2 * FRAG_MAX_ORDERS)) {
+	if (table_init(&t, n, 64 + 2 * FRAG_MAX_ORDERS +
+		       FRAG_NR_MOMENTS * FRAG_NR_BLOCK_CLASSES + 1)) {
 		fprintf(f, "(out of memory for the table)\n");
 		return;
 	}
@@ -419,6 +464,9 @@ void frag_report_text(FILE *f, const struct frag_scenario *s, uint64_t seed,
 	table_heading(&t, "pageblocks holding unmovable pages");
 	row_blocks(&t, r, "end of load", R(unmovable_blocks_load));
 	row_blocks(&t, r, "at rest", R(unmovable_blocks_rest));
+
+	table_heading(&t, "pageblocks by class in the memory maps");
+	rows_map_classes(&t, r);
 
 	table_heading(&t, "pages at the end of the load");
 	row_ulong(&t, r, "unmovable", R(pages_unmovable));
@@ -639,6 +687,18 @@ void frag_report_json(FILE *f, const struct frag_scenario *s, uint64_t seed,
 			  x->nr_blocks);
 		jl_blocks(&j, "unmovable_blocks_rest", x->unmovable_blocks_rest,
 			  x->nr_blocks);
+		for (int mo = 0; mo < FRAG_NR_MOMENTS; mo++) {
+			for (int c = 0; c < FRAG_NR_BLOCK_CLASSES; c++) {
+				long v = map_count(x, mo, c);
+
+				if (v < 0)
+					continue;
+				snprintf(metric, sizeof(metric), "blocks_%s_%s",
+					 frag_moment_name((enum frag_moment)mo),
+					 frag_block_class_name((enum frag_block_class)c));
+				jl_num(&j, metric, (double)v, "pageblocks");
+			}
+		}
 		jl_num(&j, "pages_unmovable", (double)x->pages_unmovable,
 		       "pages");
 		jl_num(&j, "pages_dma", (double)x->pages_dma, "pages");
