@@ -931,9 +931,14 @@ int iom_iommu_map(struct iom_iommu_domain *d, unsigned long iova,
 size_t iom_iommu_unmap_fast(struct iom_iommu_domain *d, unsigned long iova,
 			    size_t size, struct iom_iommu_iotlb_gather *gather)
 {
+	size_t n;
+
 	if (!d || !gather)
 		return 0;
-	return iom_io_pgtable_unmap(d->pgtbl, iova, size, gather);
+	n = iom_io_pgtable_unmap(d->pgtbl, iova, size, gather);
+	/* the kernel's trace_unmap() sits in __iommu_unmap(), under both */
+	iom_trace(d->iommu->m, IOM_TRACE_IOMMU_UNMAP, 'i', d->id, iova, size, n);
+	return n;
 }
 
 void iom_iommu_iotlb_sync(struct iom_iommu_domain *d,

@@ -243,6 +243,44 @@ static void test_full_ring_overwrites_and_counts_drops(void **state)
 	iom_machine_destroy(m);
 }
 
+/* iommu_unmap and iommu_unmap_fast both record iommu_unmap, as __iommu_unmap() does. */
+static void test_map_unmap_and_unmap_fast_are_recorded(void **state)
+{
+	struct iom_machine *m = test_machine(16, &tlog, NULL);
+	struct iom_iommu_iotlb_gather gather;
+	struct iom_iommu_domain *d;
+	struct iom_iommu *iommu;
+	struct iom_page *p;
+	uint64_t phys;
+	char *js;
+
+	(void)state;
+	p = iom_alloc_pages(m, IOM_GFP_KERNEL, 1);
+	assert_non_null(p);
+	phys = iom_page_to_phys(m, p);
+	assert_int_equal(iom_iommu_create(m, NULL, &iommu), 0);
+	d = iom_iommu_domain_alloc(iommu, IOM_IOMMU_DOMAIN_UNMANAGED);
+	assert_non_null(d);
+	assert_int_equal(iom_trace_enable(m, 1024), 0);
+	assert_int_equal(iom_iommu_map(d, 0x100000, phys, PG, IOM_IOMMU_READ), 0);
+	assert_int_equal(iom_iommu_map(d, 0x200000, phys + PG, PG, IOM_IOMMU_READ), 0);
+	assert_int_equal(iom_iommu_unmap(d, 0x100000, PG), PG);
+	iom_iommu_iotlb_gather_init(&gather);
+	assert_int_equal(iom_iommu_unmap_fast(d, 0x200000, PG, &gather), PG);
+	iom_iommu_iotlb_sync(d, &gather);
+	assert_int_equal(iom_trace_disable(m), 0);
+	js = export_json(m);
+	check_json(js);
+	assert_int_equal(count_str(js, "\"name\":\"iommu_map\""), 2);
+	assert_int_equal(count_str(js, "\"name\":\"iommu_unmap\""), 2);
+	free(js);
+	assert_int_equal(iom_iommu_domain_free(d), 0);
+	assert_int_equal(iom_iommu_destroy(iommu), 0);
+	iom_rcu_barrier();
+	assert_int_equal(iom___free_pages(m, p, 1), 0);
+	iom_machine_destroy(m);
+}
+
 static void test_compaction_is_a_begin_end_pair(void **state)
 {
 	struct iom_machine *m = test_machine(16, &tlog, NULL);
@@ -496,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_bad_arguments_are_einval),
 		cmocka_unit_test(test_alloc_and_free_are_recorded),
 		cmocka_unit_test(test_full_ring_overwrites_and_counts_drops),
+		cmocka_unit_test(test_map_unmap_and_unmap_fast_are_recorded),
 		cmocka_unit_test(test_compaction_is_a_begin_end_pair),
 		cmocka_unit_test(test_dma_page_migration_steps_in_order),
 		cmocka_unit_test(test_two_threads_record_every_event),
