@@ -138,6 +138,24 @@ static bool run_fits(const struct plot_ctx *c, unsigned int i,
 	       (!p->col2[0] || has_column(&c->csv[i], p->col2));
 }
 
+static void emit_plot(const struct plot_ctx *c, const struct plot_def *p);
+
+/* A count from 0 up: column @col into @col.png. */
+static void emit_count_plot(const struct plot_ctx *c, const char *col,
+			    const char *title, const char *ylabel)
+{
+	struct plot_def p;
+
+	memset(&p, 0, sizeof(p));
+	snprintf(p.png, sizeof(p.png), "%s.png", col);
+	snprintf(p.title, sizeof(p.title), "%s", title);
+	p.ylabel = ylabel;
+	p.yrange = "[0:*]";
+	snprintf(p.col1, sizeof(p.col1), "%s", col);
+	snprintf(p.expr, sizeof(p.expr), "column('%s')", col);
+	emit_plot(c, &p);
+}
+
 static void emit_plot(const struct plot_ctx *c, const struct plot_def *p)
 {
 	FILE *f = c->f;
@@ -246,23 +264,9 @@ static void write_script(FILE *f, const char *const *run_dirs,
 	snprintf(p.expr, sizeof(p.expr), "fragidx(column('%s'))", p.col1);
 	emit_plot(&c, &p);
 
-	memset(&p, 0, sizeof(p));
-	strcpy(p.png, "unmovable_blocks.png");
-	strcpy(p.title, "Pageblocks holding unmovable pages");
-	p.ylabel = "pageblocks";
-	p.yrange = "[0:*]";
-	strcpy(p.col1, "unmovable_blocks");
-	strcpy(p.expr, "column('unmovable_blocks')");
-	emit_plot(&c, &p);
-
-	memset(&p, 0, sizeof(p));
-	strcpy(p.png, "free_pages.png");
-	strcpy(p.title, "Free pages");
-	p.ylabel = "pages";
-	p.yrange = "[0:*]";
-	strcpy(p.col1, "free_pages");
-	strcpy(p.expr, "column('free_pages')");
-	emit_plot(&c, &p);
+	emit_count_plot(&c, "unmovable_blocks", "Pageblocks holding unmovable pages",
+			"pageblocks");
+	emit_count_plot(&c, "free_pages", "Free pages", "pages");
 
 	for (unsigned int i = 0; i < s->nr_orders; i++) {
 		unsigned int o = s->orders[i];

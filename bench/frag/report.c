@@ -33,6 +33,12 @@
 
 /* ---- names -------------------------------------------------------------- */
 
+/* @names[@i] of a table of @n, "?" out of range. */
+static const char *name_of(const char *const *names, unsigned int n, unsigned int i)
+{
+	return i < n && names[i] ? names[i] : "?";
+}
+
 const char *frag_dma_mode_name(enum frag_dma_mode dma)
 {
 	static const char *const names[FRAG_NR_DMA_MODES] = {
@@ -42,9 +48,7 @@ const char *frag_dma_mode_name(enum frag_dma_mode dma)
 		[FRAG_IOMAP_NONBLOCK]	= "iomap-nonblock",
 	};
 
-	if ((unsigned int)dma >= FRAG_NR_DMA_MODES)
-		return "?";
-	return names[dma];
+	return name_of(names, FRAG_NR_DMA_MODES, (unsigned int)dma);
 }
 
 void frag_mode_name(const struct frag_mode *mode, char *buf, size_t len)
@@ -62,9 +66,7 @@ const char *frag_moment_name(enum frag_moment m)
 		[FRAG_AT_REST_COMPACTED]	= "rest_compacted",
 	};
 
-	if ((unsigned int)m >= FRAG_NR_MOMENTS)
-		return "?";
-	return names[m];
+	return name_of(names, FRAG_NR_MOMENTS, (unsigned int)m);
 }
 
 /*

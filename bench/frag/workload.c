@@ -938,6 +938,26 @@ static void classify_pages(struct wl *wl)
 	}
 }
 
+/* Outside CMA: the first page class in this order that a block holds. */
+static const struct {
+	uint8_t page, block;
+} block_prio[] = {
+	{ P_UNMOV, FRAG_BLK_UNMOVABLE },
+	{ P_DMA_LEGACY, FRAG_BLK_DMA_LEGACY },
+	{ P_RECL, FRAG_BLK_RECLAIMABLE },
+	{ P_PINNED, FRAG_BLK_PINNED },
+	{ P_DMA_MOVABLE, FRAG_BLK_DMA_MOVABLE },
+	{ P_HIGH, FRAG_BLK_HIGHALLOC },
+};
+
+static uint8_t block_class(const unsigned long *cnt, unsigned long per)
+{
+	for (size_t i = 0; i < sizeof(block_prio) / sizeof(block_prio[0]); i++)
+		if (cnt[block_prio[i].page])
+			return block_prio[i].block;
+	return cnt[P_FREE] == per ? FRAG_BLK_FREE : FRAG_BLK_MOVABLE;
+}
+
 /*
  * Pageblock classes from the page classes: what holds an unmovable page
  * is unmovable whatever else it holds (that is what blocks compaction),
@@ -966,22 +986,8 @@ static void classify_blocks(struct wl *wl, uint8_t *out, unsigned long *unmov_bl
 		if (mt == IOM_MIGRATE_CMA)
 			c = cnt[P_PINNED] ? FRAG_BLK_PINNED :
 			    cnt[P_FREE] == per ? FRAG_BLK_CMA_FREE : FRAG_BLK_CMA_USED;
-		else if (cnt[P_UNMOV])
-			c = FRAG_BLK_UNMOVABLE;
-		else if (cnt[P_DMA_LEGACY])
-			c = FRAG_BLK_DMA_LEGACY;
-		else if (cnt[P_RECL])
-			c = FRAG_BLK_RECLAIMABLE;
-		else if (cnt[P_PINNED])
-			c = FRAG_BLK_PINNED;
-		else if (cnt[P_DMA_MOVABLE])
-			c = FRAG_BLK_DMA_MOVABLE;
-		else if (cnt[P_HIGH])
-			c = FRAG_BLK_HIGHALLOC;
-		else if (cnt[P_FREE] == per)
-			c = FRAG_BLK_FREE;
 		else
-			c = FRAG_BLK_MOVABLE;
+			c = block_class(cnt, per);
 		if (out)
 			out[b] = c;
 	}
