@@ -63,6 +63,7 @@ struct frag_scenario {
 	unsigned int steps;		/* steps under load (--duration) */
 	unsigned int sample_every;	/* steps between time-series samples */
 	uint64_t seed;			/* default seed (--seed overrides) */
+	unsigned int compaction_proactiveness;	/* vm.compaction_proactiveness, 0..100 */
 
 	/* movable anonymous memory of processes */
 	unsigned int processes;

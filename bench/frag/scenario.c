@@ -55,6 +55,7 @@ static const char preset_seed000[] =
 	"steps = 200\n"
 	"sample_every = 5\n"
 	"seed = 1\n"
+	"compaction_proactiveness = 20\n"
 	"\n"
 	"# processes: movable anonymous memory\n"
 	"processes = 8\n"
@@ -233,6 +234,7 @@ static const struct key keys[] = {
 	KEY(steps, K_UINT),
 	KEY(sample_every, K_UINT),
 	KEY(seed, K_U64),
+	KEY(compaction_proactiveness, K_UINT),
 	KEYS(processes, K_UINT, "processes: movable anonymous memory"),
 	KEY(anon_share, K_FRAC),
 	KEY(anon_churn, K_FRAC),
@@ -764,6 +766,9 @@ static int check(const struct frag_scenario *s, const char **keyp,
 			   s->dma_burst_period);
 	if (s->dma_into_holes && !s->dma_late)
 		return bad(err, errlen, keyp, "dma_into_holes", "needs dma_late = yes");
+	if (s->compaction_proactiveness > 100)
+		return bad(err, errlen, keyp, "compaction_proactiveness",
+			   "%u: must be 0..100", s->compaction_proactiveness);
 	if (s->device_threads > 16)
 		return bad(err, errlen, keyp, "device_threads",
 			   "%u: must be 0..16", s->device_threads);

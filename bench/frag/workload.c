@@ -1101,7 +1101,9 @@ static int wl_build(struct wl *wl)
 		cfg.nr_cma_areas = 1;
 		cfg.cma[0].size = s->cma_size;
 	}
-	cfg.compaction_proactiveness = wl->mode.compaction ? 20 : -1;
+	/* -1: 0 (the config's 0 means the default, 20) */
+	cfg.compaction_proactiveness = wl->mode.compaction && s->compaction_proactiveness ?
+				       (int)s->compaction_proactiveness : -1;
 	cfg.dma_legacy = wl->mode.dma == FRAG_LEGACY;
 	/*
 	 * dma_into_holes needs every page used but the holes: with watermarks
