@@ -37,7 +37,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +51,7 @@
 #define REST_GIVE_UP		32	/* consecutive failures that end an order at rest */
 #define CMA_EVERY		10	/* steps between CMA allocation rounds */
 #define DEV_MAX			64
+#define FILLER_CHUNK		512	/* pages of one mmap of the dma_into_holes filler */
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -133,7 +133,7 @@ struct anon_region {
 struct file_obj {
 	struct iom_inode *inode;
 	unsigned long nr;
-	unsigned long written;		/* pages written, from the start */
+	unsigned long written;		/* pages read in, from the start */
 };
 
 struct kobj {			/* an unmovable or reclaimable kernel allocation */
@@ -191,11 +191,10 @@ struct wl {
 	struct iom_mm **mm;
 	unsigned int nr_mm;
 	size_t *anon_pending;		/* per process: region being faulted in */
-	bool file_writing;		/* the last file is being written */
+	bool file_writing;		/* the last file is being read in */
 	struct iom_mm *guest;
 	struct iom_mm *filler;		/* dma_into_holes: fills memory, punched */
-	uint64_t filler_addr;
-	unsigned long filler_nr;
+	unsigned long filler_nr;	/* pages it faulted in */
 
 	unsigned long nr_pages;
 	unsigned long target[NR_KINDS];	/* pages */
@@ -309,7 +308,8 @@ static void *dev_thread_fn(void *arg)
 		struct dma_slot *sl;
 
 		if (!hw) {
-			sched_yield();
+			/* no buffer yet (dma_late): do not spin a core away */
+			nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
 			continue;
 		}
 		sl = &wl->slots[rng_below(&rng, hw)];
@@ -319,7 +319,7 @@ static void *dev_thread_fn(void *arg)
 			misses = 0;
 		} else if (++misses > 64) {
 			misses = 0;
-			sched_yield();
+			nanosleep(&(struct timespec){ .tv_nsec = 10000 }, NULL);
 		}
 		pthread_mutex_unlock(&sl->lock);
 	}
@@ -415,13 +415,17 @@ static void anon_free(struct wl *wl, size_t i)
 	vec_remove(&wl->anon, i);
 }
 
-/* Written 4 KiB a call; synced (clean page cache) once written whole. */
+/*
+ * Read 4 KiB a call, so the page cache it fills is clean, as a build's
+ * sources are: reclaim may drop it. (Written and synced files would cost
+ * the host a second copy, on the file's simulated disk.)
+ */
 static int file_alloc(struct wl *wl)
 {
-	static const char chunk[PG];
+	static char buf[PG];
 	const struct frag_scenario *s = wl->s;
 	struct file_obj *f;
-	ssize_t w;
+	ssize_t r;
 	int err;
 
 	if (!wl->file_writing) {
@@ -441,15 +445,13 @@ static int file_alloc(struct wl *wl)
 		wl->file_writing = true;
 	}
 	f = vec_at(&wl->files, wl->files.n - 1);
-	w = iom_file_write(f->inode, (uint64_t)f->written * PG, chunk, PG);
-	if (w != (ssize_t)PG)
-		return w < 0 ? (int)w : -ENOMEM;
+	r = iom_file_read(f->inode, (uint64_t)f->written * PG, buf, PG);
+	if (r != (ssize_t)PG)
+		return r < 0 ? (int)r : -ENOMEM;
 	f->written++;
 	wl->used[K_FILE]++;
-	if (f->written == f->nr) {
-		iom_file_sync(f->inode);
+	if (f->written == f->nr)
 		wl->file_writing = false;
-	}
 	return 0;
 }
 
@@ -1345,35 +1347,63 @@ static void kcompactd_step(struct wl *wl)
  */
 static int fill_and_punch(struct wl *wl)
 {
-	unsigned long cap = wl->nr_pages, k, want, holes = 0;
+	unsigned long want, holes = 0, k, done = 0;
+	bool full = false;
+	struct vec chunks = { .esz = sizeof(uint64_t) };
 	double p;
 	int err;
 
 	err = iom_mm_create(wl->m, &wl->filler);
 	if (err)
 		return err;
-	err = iom_mmap(wl->filler, 0, (uint64_t)cap * PG, IOM_PROT_READ | IOM_PROT_WRITE,
-		       IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0, &wl->filler_addr);
-	if (err)
-		return err;
-	for (k = 0; k < cap; k++) {
-		uint64_t v = k;
+	/*
+	 * 2 MiB mmaps, each its own anon_vma: a hole splits its VMA, and a
+	 * VMA list of one anon_vma is what rmap walks for each page
+	 * migrated (a list here, the kernel's interval tree is not modelled).
+	 */
+	while (!full) {
+		uint64_t addr, *c;
 
-		if (iom_write(wl->filler, wl->filler_addr + k * PG, &v, sizeof(v)))
-			break;
-	}
-	wl->filler_nr = k;
-	want = (unsigned long)(1.1 * wl->s->dma_share * (double)wl->nr_pages);
-	p = k ? (double)want / (double)k : 0.0;
-	for (k = 0; k < wl->filler_nr && holes < want; k++) {
-		if (rng_unit(&wl->rng) >= p)
-			continue;
-		err = iom_munmap(wl->filler, wl->filler_addr + k * PG, PG);
+		err = iom_mmap(wl->filler, 0, FILLER_CHUNK * PG,
+			       IOM_PROT_READ | IOM_PROT_WRITE,
+			       IOM_MAP_PRIVATE | IOM_MAP_ANONYMOUS, NULL, 0, &addr);
 		if (err)
-			return err;
-		holes++;
+			break;
+		c = vec_push(&chunks);
+		if (!c) {
+			err = -ENOMEM;
+			goto out;
+		}
+		*c = addr;
+		for (k = 0; k < FILLER_CHUNK; k++) {
+			uint64_t v = done + k;
+
+			if (iom_write(wl->filler, addr + k * PG, &v, sizeof(v))) {
+				full = true;
+				break;
+			}
+		}
+		done += k;
 	}
-	return 0;
+	wl->filler_nr = done;
+	want = (unsigned long)(1.1 * wl->s->dma_share * (double)wl->nr_pages);
+	p = done ? (double)want / (double)done : 0.0;
+	err = 0;
+	for (size_t i = 0; i < chunks.n && holes < want; i++) {
+		uint64_t addr = *(uint64_t *)vec_at(&chunks, i);
+
+		for (k = 0; k < FILLER_CHUNK && holes < want; k++) {
+			if (rng_unit(&wl->rng) >= p)
+				continue;
+			err = iom_munmap(wl->filler, addr + k * PG, PG);
+			if (err)
+				goto out;
+			holes++;
+		}
+	}
+out:
+	free(chunks.a);
+	return err;
 }
 
 static int phase_fill(struct wl *wl)

@@ -34,8 +34,11 @@
  *     psi is not modelled; kswapd_is_running() means an inline kswapd
  *     run is in progress on the node;
  *   - no deferral (defer_compaction, compact_considered), no pageblock
- *     skip hints (PB_migrate_skip is neither set nor read), no cached
- *     scanner positions: every run scans the zone from both ends;
+ *     skip hints (PB_migrate_skip is neither set nor read); the cached
+ *     scanner positions are kept only at the end of a run (the kernel
+ *     updates them pageblock by pageblock) and used by direct compaction
+ *     and kcompactd; iom_compact_zone(), compact_node and proactive
+ *     compaction scan the whole zone;
  *   - no fast_isolate_freepages()/fast_find_migrateblock(), no
  *     capture_control (the freed block is not captured for the caller);
  *   - no lock contention handling (COMPACT_CONTENDED only means the free
@@ -592,10 +595,74 @@ static bool should_proactive_compact_node(struct iom_machine *m,
 }
 
 /* __compact_finished() */
+/* reset_cached_positions(): the next partial run starts from the ends. */
+static void reset_cached_positions(struct zone *zone)
+{
+	atomic_store_explicit(&zone->compact_cached_valid, false, memory_order_relaxed);
+}
+
+/*
+ * Where compact_zone() starts: the zone's ends for a whole-zone run or when
+ * nothing is cached (then the run is a whole-zone one), else the cached
+ * positions of the last partial run (migrate scanner per async/sync mode),
+ * each brought back to the zone's ends if out of it.
+ */
+static void compact_zone_start(struct compact_control *cc)
+{
+	struct zone *zone = cc->zone;
+	unsigned long start = zone->zone_start_pfn, end = zone_end_pfn(zone);
+	int sync = cc->mode != IOM_MIGRATE_ASYNC;
+
+	cc->migrate_pfn = start;
+	cc->free_pfn = pageblock_start_pfn(cc->m, end - 1);
+	if (cc->whole_zone ||
+	    !atomic_load_explicit(&zone->compact_cached_valid, memory_order_relaxed)) {
+		cc->whole_zone = true;
+		return;
+	}
+	{
+		unsigned long mpfn = atomic_load_explicit(&zone->compact_cached_migrate_pfn[sync],
+							  memory_order_relaxed);
+		unsigned long fpfn = atomic_load_explicit(&zone->compact_cached_free_pfn,
+							  memory_order_relaxed);
+
+		if (mpfn > start && mpfn < end)
+			cc->migrate_pfn = mpfn;
+		if (fpfn >= start && fpfn < end)
+			cc->free_pfn = fpfn;
+	}
+	/* from the zone's start, a partial run is a whole one */
+	if (cc->migrate_pfn <= start)
+		cc->whole_zone = true;
+}
+
+/* A partial run that stopped early leaves its scanners for the next. */
+static void compact_zone_end(struct compact_control *cc)
+{
+	struct zone *zone = cc->zone;
+	int sync = cc->mode != IOM_MIGRATE_ASYNC;
+
+	if (compact_scanners_met(cc)) {
+		reset_cached_positions(zone);
+		return;
+	}
+	if (!atomic_load_explicit(&zone->compact_cached_valid, memory_order_relaxed)) {
+		/* the other mode's migrate scanner starts from the start */
+		atomic_store_explicit(&zone->compact_cached_migrate_pfn[!sync],
+				      zone->zone_start_pfn, memory_order_relaxed);
+	}
+	atomic_store_explicit(&zone->compact_cached_migrate_pfn[sync], cc->migrate_pfn,
+			      memory_order_relaxed);
+	atomic_store_explicit(&zone->compact_cached_free_pfn, cc->free_pfn,
+			      memory_order_relaxed);
+	atomic_store_explicit(&zone->compact_cached_valid, true, memory_order_relaxed);
+}
+
 static int compact_finished(struct compact_control *cc)
 {
+	/* a run that began part way only covered part of the zone */
 	if (compact_scanners_met(cc))
-		return IOM_COMPACT_COMPLETE;
+		return cc->whole_zone ? IOM_COMPACT_COMPLETE : IOM_COMPACT_PARTIAL_SKIPPED;
 	if (cc->proactive_compaction) {
 		if (kswapd_is_running(cc->zone->zone_pgdat))
 			return IOM_COMPACT_PARTIAL_SKIPPED;
@@ -659,8 +726,7 @@ static int compact_zone(struct compact_control *cc)
 	if (ret != IOM_COMPACT_CONTINUE)
 		return ret;
 
-	cc->migrate_pfn = zone->zone_start_pfn;
-	cc->free_pfn = pageblock_start_pfn(m, zone_end - 1);
+	compact_zone_start(cc);
 	iom_trace(m, IOM_TRACE_MM_COMPACTION_BEGIN, 'B', zone->zone_start_pfn, cc->migrate_pfn, cc->free_pfn, zone_end);
 
 	while ((ret = compact_finished(cc)) == IOM_COMPACT_CONTINUE) {
@@ -691,8 +757,9 @@ static int compact_zone(struct compact_control *cc)
 	cc->nr_migratepages = 0;
 	release_freepages(cc);
 	iom_drain_local_pages(m);
-	if (ret == IOM_COMPACT_COMPLETE && cc->order >= 0 &&
-	    zone_has_free_block(zone, (unsigned int)cc->order))
+	compact_zone_end(cc);
+	if ((ret == IOM_COMPACT_COMPLETE || ret == IOM_COMPACT_PARTIAL_SKIPPED) &&
+	    cc->order >= 0 && zone_has_free_block(zone, (unsigned int)cc->order))
 		ret = IOM_COMPACT_SUCCESS;
 	iom_trace(m, IOM_TRACE_MM_COMPACTION_END, 'E', zone->zone_start_pfn, cc->migrate_pfn, cc->free_pfn, ret);
 	return ret;
@@ -720,11 +787,29 @@ int iom_compaction_suitable(struct iom_machine *m, int nid, int zone_type,
 	return compaction_suitable(zone, (int)order);
 }
 
+/* compact_stall, the run, then compact_success or compact_fail. */
+static int compact_zone_counted(struct iom_machine *m, struct zone *zone,
+				unsigned int order, enum iom_migrate_mode mode,
+				bool whole_zone)
+{
+	struct compact_control cc;
+	int ret;
+
+	count_vm_event(m, IOM_COMPACTSTALL);
+	cc_init(&cc, m, zone, (int)order, mode);
+	cc.whole_zone = whole_zone;
+	ret = compact_zone(&cc);
+	if (ret == IOM_COMPACT_SUCCESS)
+		count_vm_event(m, IOM_COMPACTSUCCESS);
+	else
+		count_vm_event(m, IOM_COMPACTFAIL);
+	return ret;
+}
+
 int iom_compact_zone(struct iom_machine *m, int nid, int zone_type,
 		     unsigned int order, enum iom_migrate_mode mode)
 {
 	struct zone *zone = machine_zone(m, nid, zone_type);
-	struct compact_control cc;
 	int ret;
 
 	if (!zone || !populated_zone(zone) || order > m->max_order ||
@@ -736,14 +821,19 @@ int iom_compact_zone(struct iom_machine *m, int nid, int zone_type,
 	if (ret != IOM_COMPACT_CONTINUE)
 		return ret;
 
-	count_vm_event(m, IOM_COMPACTSTALL);
-	cc_init(&cc, m, zone, (int)order, mode);
-	ret = compact_zone(&cc);
-	if (ret == IOM_COMPACT_SUCCESS)
-		count_vm_event(m, IOM_COMPACTSUCCESS);
-	else
-		count_vm_event(m, IOM_COMPACTFAIL);
-	return ret;
+	return compact_zone_counted(m, zone, order, mode, true);
+}
+
+int compact_zone_order(struct iom_machine *m, struct zone *zone,
+		       unsigned int order, enum iom_migrate_mode mode)
+{
+	int ret;
+
+	iom_drain_all_pages(m);
+	ret = compaction_suitable(zone, (int)order);
+	if (ret != IOM_COMPACT_CONTINUE)
+		return ret;
+	return compact_zone_counted(m, zone, order, mode, false);
 }
 
 int iom_compact_node(struct iom_machine *m, int nid)
@@ -761,6 +851,7 @@ int iom_compact_node(struct iom_machine *m, int nid)
 		if (!populated_zone(zone))
 			continue;
 		cc_init(&cc, m, zone, -1, IOM_MIGRATE_SYNC);
+		cc.whole_zone = true;
 		compact_zone(&cc);
 	}
 	iom_drain_all_pages(m);
@@ -903,6 +994,7 @@ static void proactive_compact_node(struct iom_machine *m,
 			continue;
 		cc_init(&cc, m, zone, -1, IOM_MIGRATE_SYNC_LIGHT);
 		cc.proactive_compaction = true;
+		cc.whole_zone = true;
 		compact_zone(&cc);
 		count_kcompactd_scanned(m, &cc);
 	}

@@ -277,7 +277,17 @@ struct compact_control {
 	int order;			/* -1: compact the whole zone */
 	enum iom_migrate_mode mode;
 	bool proactive_compaction;	/* stop at the low score watermark */
+	bool whole_zone;		/* from the zone's ends, not the cached pfns */
 };
+
+/*
+ * compact_zone_order() - direct compaction of one zone for @order (the
+ * allocator's slow path): as iom_compact_zone(), but the scanners start
+ * where the zone's last partial run left them. Return: an enum
+ * iom_compact_result.
+ */
+int compact_zone_order(struct iom_machine *m, struct zone *zone,
+		       unsigned int order, enum iom_migrate_mode mode);
 
 /*
  * isolate_migratepages_range() (isolate_migratepages_block()): isolate

@@ -61,6 +61,17 @@ struct zone {
 	pthread_mutex_t lock;
 	struct free_area free_area[NR_ORDERS_LIMIT];
 	atomic_long vm_stat[NR_VM_ZONE_STAT_ITEMS];
+
+	/*
+	 * Where the last partial compaction left its scanners (the kernel's
+	 * compact_cached_free_pfn and compact_cached_migrate_pfn[async,
+	 * sync]): direct compaction and kcompactd go on from there instead of
+	 * rescanning the zone. Hints, read and written without the lock;
+	 * compact_cached_valid false means "from the zone's ends".
+	 */
+	atomic_ulong compact_cached_free_pfn;
+	atomic_ulong compact_cached_migrate_pfn[2];
+	atomic_bool compact_cached_valid;
 };
 
 static inline unsigned long zone_end_pfn(const struct zone *z)

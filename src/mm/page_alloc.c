@@ -1135,7 +1135,7 @@ static struct iom_page *__alloc_pages_direct_compact(struct iom_machine *m,
 		if (iom_compaction_suitable(m, nid, z->zone_type, order) !=
 		    IOM_COMPACT_CONTINUE)
 			continue;
-		if (iom_compact_zone(m, nid, z->zone_type, order, IOM_MIGRATE_ASYNC) ==
+		if (compact_zone_order(m, z->zone, order, IOM_MIGRATE_ASYNC) ==
 		    IOM_COMPACT_SUCCESS)
 			compacted = true;
 	}
