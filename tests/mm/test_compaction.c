@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include <iommig/trace.h>
+
 #include "frag_util.h"
 
 #define PG IOM_PAGE_SIZE
@@ -126,6 +130,74 @@ static void test_direct_compaction_serves_order9(void **state)
 	assert_true(iom_vm_event_count(f.m, IOM_COMPACTSTALL) > stall);
 	frag_check_stamps(&f);
 	assert_int_equal(iom___free_pages(f.m, p, 9), 0);
+	frag_destroy(&f);
+}
+
+/*
+ * The migrate_pfn of every mm_compaction_begin in @m's trace, in order,
+ * into @pfn (at most @max). Return: how many.
+ */
+static unsigned int compaction_begin_pfns(struct iom_machine *m, unsigned long *pfn,
+					  unsigned int max)
+{
+	static const char ev[] = "\"name\":\"mm_compaction_begin\"";
+	char *js = NULL;
+	size_t len = 0;
+	unsigned int n = 0;
+	FILE *f = open_memstream(&js, &len);
+
+	assert_non_null(f);
+	assert_int_equal(iom_trace_export_json(m, f), 0);
+	assert_int_equal(fclose(f), 0);
+	for (const char *p = strstr(js, ev); p && n < max; p = strstr(p + 1, ev)) {
+		const char *a = strstr(p, "\"migrate_pfn\":");
+
+		assert_non_null(a);
+		pfn[n++] = strtoul(a + strlen("\"migrate_pfn\":"), NULL, 10);
+	}
+	free(js);
+	return n;
+}
+
+/*
+ * Direct compaction goes on where the last partial run left its scanners
+ * (compact_cached_migrate_pfn): the first order-4 request starts at the
+ * zone's start, the next one above it. A whole-zone run (iom_compact_zone)
+ * starts at the start whatever is cached.
+ */
+static void test_direct_compaction_resumes_at_cached_pfn(void **state)
+{
+	struct iom_page *held[64];
+	unsigned long pfn[8], zone_start;
+	unsigned int nr_held = 0, n = 0;
+	struct iom_zone_info zi;
+	struct frag f;
+
+	(void)state;
+	frag_create(&f, NULL, &tlog);
+	assert_int_equal(iom_zone_info(f.m, 0, f.zt, &zi), 0);
+	zone_start = zi.zone_start_pfn;
+	assert_int_equal(iom_trace_enable(f.m, 1 << 16), 0);
+	/* order-4 requests until two of them have had to compact */
+	while (nr_held < 64 && (n = compaction_begin_pfns(f.m, pfn, 8)) < 2) {
+		held[nr_held] = iom_alloc_pages(f.m, IOM_GFP_HIGHUSER_MOVABLE, 4);
+		assert_non_null(held[nr_held]);
+		nr_held++;
+	}
+	assert_true(n >= 2);
+	assert_int_equal(pfn[0], zone_start);
+	assert_true(pfn[1] > zone_start);
+
+	/* a whole-zone run starts from the start */
+	assert_int_equal(iom_trace_clear(f.m), 0);
+	iom_compact_zone(f.m, 0, f.zt, 9, IOM_MIGRATE_SYNC);
+	assert_int_equal(compaction_begin_pfns(f.m, pfn, 8), 1);
+	assert_int_equal(pfn[0], zone_start);
+	assert_int_equal(iom_trace_disable(f.m), 0);
+
+	frag_check_stamps(&f);
+	while (nr_held)
+		assert_int_equal(iom___free_pages(f.m, held[--nr_held], 4), 0);
 	frag_destroy(&f);
 }
 
@@ -282,6 +354,7 @@ int main(void)
 		cmocka_unit_test(test_compact_node_makes_order9_blocks),
 		cmocka_unit_test(test_compact_zone_order9),
 		cmocka_unit_test(test_direct_compaction_serves_order9),
+		cmocka_unit_test(test_direct_compaction_resumes_at_cached_pfn),
 		cmocka_unit_test(test_pinned_pages_stay),
 		cmocka_unit_test(test_skipped_copy_is_detected),
 		cmocka_unit_test(test_compaction_under_writers),
