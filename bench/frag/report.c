@@ -352,6 +352,22 @@ static void row_latency(struct table *t, const struct frag_result *r,
 
 #define R(f)	offsetof(struct frag_result, f)
 
+/* Compaction effort over the run: the text rows and the JSON metrics. */
+static const struct {
+	const char *label, *metric, *unit;
+	size_t off;
+} effort[] = {
+	{ "migrate scanned", "compact_migrate_scanned", "pages", R(compact_migrate_scanned) },
+	{ "free scanned", "compact_free_scanned", "pages", R(compact_free_scanned) },
+	{ "isolated", "compact_isolated", "pages", R(compact_isolated) },
+	{ "stalls", "compact_stall", "count", R(compact_stall) },
+	{ "failures", "compact_fail", "count", R(compact_fail) },
+	{ "successes", "compact_success", "count", R(compact_success) },
+	{ "kcompactd wakes", "kcompactd_wake", "count", R(kcompactd_wake) },
+	{ "pages migrated", "pgmigrate_success", "pages", R(pgmigrate_success) },
+	{ "migration failures", "pgmigrate_fail", "pages", R(pgmigrate_fail) },
+};
+
 static void table_print(FILE *f, const struct table *t,
 			const struct frag_result *r)
 {
@@ -453,15 +469,8 @@ void frag_report_text(FILE *f, const struct frag_scenario *s, uint64_t seed,
 	row_ulong(&t, r, "PFNs busy", R(cma_busy));
 
 	table_heading(&t, "compaction (whole run)");
-	row_ulong(&t, r, "migrate scanned", R(compact_migrate_scanned));
-	row_ulong(&t, r, "free scanned", R(compact_free_scanned));
-	row_ulong(&t, r, "isolated", R(compact_isolated));
-	row_ulong(&t, r, "stalls", R(compact_stall));
-	row_ulong(&t, r, "failures", R(compact_fail));
-	row_ulong(&t, r, "successes", R(compact_success));
-	row_ulong(&t, r, "kcompactd wakes", R(kcompactd_wake));
-	row_ulong(&t, r, "pages migrated", R(pgmigrate_success));
-	row_ulong(&t, r, "migration failures", R(pgmigrate_fail));
+	for (size_t k = 0; k < sizeof(effort) / sizeof(effort[0]); k++)
+		row_ulong(&t, r, effort[k].label, effort[k].off);
 
 	table_heading(&t, "pageblocks holding unmovable pages");
 	row_blocks(&t, r, "end of load", R(unmovable_blocks_load));
@@ -670,20 +679,12 @@ void frag_report_json(FILE *f, const struct frag_scenario *s, uint64_t seed,
 			jl_end(&j);
 		}
 
-		jl_num(&j, "compact_migrate_scanned",
-		       (double)x->compact_migrate_scanned, "pages");
-		jl_num(&j, "compact_free_scanned",
-		       (double)x->compact_free_scanned, "pages");
-		jl_num(&j, "compact_isolated", (double)x->compact_isolated,
-		       "pages");
-		jl_num(&j, "compact_stall", (double)x->compact_stall, "count");
-		jl_num(&j, "compact_fail", (double)x->compact_fail, "count");
-		jl_num(&j, "compact_success", (double)x->compact_success,
-		       "count");
-		jl_num(&j, "kcompactd_wake", (double)x->kcompactd_wake, "count");
-		jl_num(&j, "pgmigrate_success", (double)x->pgmigrate_success,
-		       "pages");
-		jl_num(&j, "pgmigrate_fail", (double)x->pgmigrate_fail, "pages");
+		for (size_t k = 0; k < sizeof(effort) / sizeof(effort[0]); k++) {
+			unsigned long v;
+
+			memcpy(&v, (const char *)x + effort[k].off, sizeof(v));
+			jl_num(&j, effort[k].metric, (double)v, effort[k].unit);
+		}
 
 		jl_blocks(&j, "unmovable_blocks_load", x->unmovable_blocks_load,
 			  x->nr_blocks);
