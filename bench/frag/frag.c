@@ -25,7 +25,7 @@ static void frag_usage(FILE *f)
 	fprintf(f,
 "usage: iommig-bench frag [--scenario NAME|FILE] [--mode LIST] [--compaction on|off|both]\n"
 "                         [--mem SIZE] [--seed N] [--duration STEPS] [--set KEY=VALUE]...\n"
-"                         [--out DIR] [--compare MODE,MODE] [--json] [--quiet]\n"
+"                         [--out DIR] [--compare MODE,MODE] [--trace EVENTS] [--json] [--quiet]\n"
 "                         [--list-scenarios] [--print-scenario]\n"
 "\n"
 "The fragmentation benchmark: one seeded workload (processes, page cache,\n"
@@ -46,6 +46,11 @@ static void frag_usage(FILE *f)
 "  --out DIR             where the results folder goes (default ./frag-results)\n"
 "  --compare A,B         the two modes whose memory maps are put side by side\n"
 "                        (default legacy,iomap when both run)\n"
+"  --trace EVENTS        record trace events (mm_page_alloc, mm_migrate_pages,\n"
+"                        compaction, iommu_map/unmap, io_page_fault, the DMA\n"
+"                        migration steps) in a ring of EVENTS and write the\n"
+"                        last ones of each mode to <mode>/trace.json\n"
+"                        (Chrome/Perfetto trace format)\n"
 "  --json                JSON lines on stdout instead of the table\n"
 "  --quiet               no progress bar, no 'results in' line\n"
 "  --list-scenarios      the presets, one a line, and exit\n"
@@ -340,6 +345,7 @@ int frag_main(int argc, char **argv)
 		{ "set", required_argument, NULL, 'k' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "compare", required_argument, NULL, 'C' },
+		{ "trace", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list-scenarios", no_argument, NULL, 'L' },
@@ -354,9 +360,9 @@ int frag_main(int argc, char **argv)
 	struct frag_mode modes[MAX_RUNS];
 	struct frag_result *res = NULL;
 	struct frag_scenario s;
-	uint64_t mem = 0, seed = 0, duration = 0;
+	uint64_t mem = 0, seed = 0, duration = 0, trace = 0;
 	bool have_seed = false, json = false, quiet = false, print = false;
-	char err_msg[512], dir[4096];
+	char err_msg[512], dir[4096], trace_file[4200];
 	int c, err, ret = 0;
 
 	optind = 1;
@@ -398,6 +404,14 @@ int frag_main(int argc, char **argv)
 			if (!strchr(optarg, ','))
 				return frag_bad("bad --compare '%s' (two modes: A,B)", optarg);
 			compare = optarg;
+			break;
+		case 'T':
+			errno = 0;
+			trace = strtoull(optarg, &end, 0);
+			if (errno || end == optarg || *end || *optarg == '-' || !trace ||
+			    trace > (1ULL << 26))
+				return frag_bad("bad --trace '%s' (events in the ring, "
+						"1..67108864)", optarg);
 			break;
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
@@ -471,6 +485,19 @@ int frag_main(int argc, char **argv)
 		frag_mode_name(&modes[i], name, sizeof(name));
 		snprintf(label, sizeof(label), "%s %s [%u/%u]", s.name, name, i + 1,
 			 nr_modes);
+		if (trace) {
+			snprintf(dir, sizeof(dir), "%s/%s-seed%" PRIu64 "/%s", out, s.name,
+				 s.seed, name);
+			err = mkdir_p(dir);
+			if (err) {
+				fprintf(stderr, "iommig-bench frag: %s: %s\n", dir,
+					strerror(-err));
+				ret = 1;
+				break;
+			}
+			snprintf(trace_file, sizeof(trace_file), "%s/trace.json", dir);
+			frag_set_trace((size_t)trace, trace_file);
+		}
 		frag_progress_init(&pb, quiet, label);
 		err = frag_run(&s, &modes[i], s.seed, frag_progress_update, &pb, &res[n]);
 		frag_progress_done(&pb);

@@ -293,6 +293,14 @@ typedef void (*frag_progress_fn)(void *priv, double done, double total);
 int frag_run(const struct frag_scenario *s, const struct frag_mode *mode,
 	     uint64_t seed, frag_progress_fn progress, void *progress_priv,
 	     struct frag_result *r);
+
+/*
+ * frag_set_trace() - record the machine's trace events of the next
+ * frag_run() calls into a ring of @events (0: none) and export the ring
+ * (the last @events of the run) as Chrome/Perfetto JSON to @path at the
+ * end of each run (frag.c sets a path per mode).
+ */
+void frag_set_trace(size_t events, const char *path);
 void frag_result_free(struct frag_result *r);
 
 /* p in 0..1 of the device-write latency, in ns (bucket upper bound). */

@@ -44,6 +44,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <iommig/trace.h>
+
 #include "frag.h"
 
 #define PG			IOM_PAGE_SIZE
@@ -1598,6 +1600,16 @@ static void copy_events(struct wl *wl)
 	r->pgmigrate_fail = iom_vm_event_count(m, IOM_PGMIGRATE_FAIL);
 }
 
+/* --trace: ring size and where the next run exports (main thread only). */
+static size_t trace_events;
+static const char *trace_path;
+
+void frag_set_trace(size_t events, const char *path)
+{
+	trace_events = events;
+	trace_path = path;
+}
+
 int frag_run(const struct frag_scenario *s, const struct frag_mode *mode,
 	     uint64_t seed, frag_progress_fn progress_fn, void *progress_priv,
 	     struct frag_result *r)
@@ -1628,6 +1640,12 @@ int frag_run(const struct frag_scenario *s, const struct frag_mode *mode,
 	wl->t0_cpu = now_ns(CLOCK_PROCESS_CPUTIME_ID);
 
 	err = wl_build(wl);
+	if (!err && trace_events && trace_path) {
+		err = iom_trace_enable(wl->m, trace_events);
+		if (err)
+			fprintf(stderr, "frag: iom_trace_enable(%zu): %s\n", trace_events,
+				strerror(-err));
+	}
 	if (!err) {
 		r->nr_blocks = wl->nr_pages >> iom_pageblock_order(wl->m);
 		err = phase_fill(wl);
@@ -1637,6 +1655,12 @@ int frag_run(const struct frag_scenario *s, const struct frag_mode *mode,
 		err = phase_load(wl);
 	if (!err)
 		err = phase_rest(wl);
+	if (!err && trace_events && trace_path) {
+		err = iom_trace_export_json_path(wl->m, trace_path);
+		if (err)
+			fprintf(stderr, "frag: writing the trace %s: %s\n", trace_path,
+				strerror(-err));
+	}
 	if (wl->m) {
 		r->cma_busy = atomic_load(&wl->pfns_busy);
 		iom_machine_memcost(wl->m, &mc);

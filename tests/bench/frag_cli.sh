@@ -7,7 +7,7 @@
 #   frag_cli.sh TEST BENCH JSON_CHECK SRCDIR WORKDIR
 #
 # TEST: tiny, deterministic, bad_option, bad_scenario,
-# print_scenario_roundtrip, help.
+# print_scenario_roundtrip, help, trace.
 # WORKDIR is emptied first. Each check that could pass vacuously is also
 # run once on a broken input and must then fail ("control").
 # A sanitizer report on the bench's stderr fails the test even when the
@@ -118,6 +118,29 @@ strip_t_wall() {
 }
 
 case $TEST in
+trace)
+	# --trace writes each mode's last events as Chrome/Perfetto JSON: one
+	# timeline with the MM, IOMMU and DMA migration events in it.
+	bench run frag --scenario tiny --mode legacy,iomap --trace 100000 --quiet --out "$WORK/out"
+	[ "$rc" -eq 0 ] || { cat run.err >&2; fail "frag --trace: exit $rc"; }
+	for m in legacy iomap; do
+		t=$WORK/out/tiny-seed1/$m/trace.json
+		[ -s "$t" ] || fail "no $t"
+		[ "$(head -c 16 "$t")" = '{"traceEvents":[' ] || fail "$t: not a trace"
+		[ "$(tail -c 2 "$t" | tr -d '\n')" = '}' ] || fail "$t: not closed"
+		for ev in mm_page_alloc mm_page_free iommu_map mm_compaction_begin; do
+			grep -q "\"name\":\"$ev\"" "$t" || fail "$t: no $ev event"
+		done
+	done
+	# only IOMAP's DMA pages migrate through the DMA layer
+	t=$WORK/out/tiny-seed1/iomap/trace.json
+	grep -q '"name":"dma_migratepagecopy"' "$t" || fail "$t: no dma_migratepagecopy"
+	grep -q '"name":"dma_migratepagecopy"' "$WORK/out/tiny-seed1/legacy/trace.json" &&
+		fail "legacy: a DMA page migrated"
+	expect_exit 2 "bad --trace" frag --trace 0 || fail "--trace 0 accepted"
+	echo "ok: traces"
+	;;
+
 tiny)
 	bench run frag --scenario tiny --quiet --out "$WORK/out"
 	[ "$rc" -eq 0 ] || { cat run.err >&2; fail "frag --scenario tiny: exit $rc"; }
