@@ -2479,6 +2479,9 @@ int iom_iommu_dma_unmap(struct iom_iommu_domain *d, unsigned long iova, size_t s
 			 "of domain %u", iova, d->id);
 		return -EINVAL;
 	}
+	/* __iommu_dma_unmap() -> iommu_unmap_fast() -> __iommu_unmap()'s trace */
+	iom_trace(d->iommu->m, IOM_TRACE_IOMMU_UNMAP, 'i', d->id, iova,
+		  pages << IOM_PAGE_SHIFT, n);
 	if (!g.queued) {
 		iom_iommu_iotlb_sync(d, &g);
 		return iom_free_iova_fast(d->iovad, iova >> IOM_PAGE_SHIFT, pages);

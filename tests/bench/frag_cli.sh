@@ -128,7 +128,7 @@ trace)
 		[ -s "$t" ] || fail "no $t"
 		[ "$(head -c 16 "$t")" = '{"traceEvents":[' ] || fail "$t: not a trace"
 		[ "$(tail -c 2 "$t" | tr -d '\n')" = '}' ] || fail "$t: not closed"
-		for ev in mm_page_alloc mm_page_free iommu_map mm_compaction_begin; do
+		for ev in mm_page_alloc mm_page_free iommu_map iommu_unmap mm_compaction_begin; do
 			grep -q "\"name\":\"$ev\"" "$t" || fail "$t: no $ev event"
 		done
 	done
