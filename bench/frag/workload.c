@@ -1182,12 +1182,20 @@ static int wl_build(struct wl *wl)
 		wl->anon_pending[p] = SIZE_MAX;
 	for (unsigned int p = 0; p < wl->nr_mm; p++) {
 		err = iom_mm_create(wl->m, &wl->mm[p]);
-		if (err)
+		if (err) {
+			fprintf(stderr, "frag: process %u of %u (processes): %s (too many "
+				"for %" PRIu64 " MiB?)\n", p + 1, wl->nr_mm, strerror(-err),
+				s->mem >> 20);
 			return err;
+		}
 	}
 	err = iom_mm_create(wl->m, &wl->guest);
-	if (err)
+	if (!err && s->dma_into_holes)
+		err = iom_mm_create(wl->m, &wl->filler);
+	if (err) {
+		fprintf(stderr, "frag: the guest or filler process: %s\n", strerror(-err));
 		return err;
+	}
 
 	/* the kinds and their targets; no DMA and no pins in the ideal */
 	wl->target[K_ANON] = (unsigned long)(s->anon_share * (double)wl->nr_pages);
@@ -1355,11 +1363,9 @@ static int fill_and_punch(struct wl *wl)
 	double p;
 	int err;
 
-	err = iom_mm_create(wl->m, &wl->filler);
-	if (err)
-		return err;
 	/*
-	 * 2 MiB mmaps, each its own anon_vma: a hole splits its VMA, and a
+	 * wl->filler was created with the others (its page table's root
+	 * needs a page, and memory is full by now). 2 MiB mmaps, each its own anon_vma: a hole splits its VMA, and a
 	 * VMA list of one anon_vma is what rmap walks for each page
 	 * migrated (a list here, the kernel's interval tree is not modelled).
 	 */
