@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The IOMMU core (src/iommu/iommu.c, iotlb.c), one behaviour per test: a
- * bad unit configuration is refused with a warning naming the field, and a
+ * The IOMMU core (src/iommu/iommu.c, iommu-migrate.c, iommu-dma.c, iotlb.c),
+ * one behaviour per test: a bad unit configuration is refused with a warning naming the field, and a
  * unit with domains or devices is not destroyed; domain ids, attach/detach
  * and their errors; a failed map leaves nothing mapped and a map uses the
  * largest sizes alignment allows; device DMA of any length and alignment

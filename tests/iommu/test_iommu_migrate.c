@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Migration of IOMMU-mapped pages under live DMA (src/iommu/iommu.c).
+ * Migration of IOMMU-mapped pages under live DMA (src/iommu/iommu-migrate.c).
  *
  * Four device threads on two devices of one UNMANAGED domain write
  * sequence-stamped 64-byte records through the IOMMU (bursts of 1 to 16
