@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The IOMMU core (src/iommu/iommu.c, iommu-migrate.c, iommu-dma.c, iotlb.c),
- * one behaviour per test: a bad unit configuration is refused with a warning naming the field, and a
- * unit with domains or devices is not destroyed; domain ids, attach/detach
+ * one behaviour per test: a bad unit configuration is refused with a warning
+ * naming the field, and a unit with domains or devices is not destroyed; domain ids, attach/detach
  * and their errors; a failed map leaves nothing mapped and a map uses the
  * largest sizes alignment allows; device DMA of any length and alignment
  * across 4 KiB pages, a 2 MiB block and leaf boundaries lands in exactly
