@@ -2,36 +2,36 @@
 /*
  * The IOMMU core (src/iommu/iommu.c, iommu-migrate.c, iommu-dma.c, iotlb.c),
  * one behaviour per test: a bad unit configuration is refused with a warning
- * naming the field, and a unit with domains or devices is not destroyed; domain ids, attach/detach
- * and their errors; a failed map leaves nothing mapped and a map uses the
- * largest sizes alignment allows; device DMA of any length and alignment
- * across 4 KiB pages, a 2 MiB block and leaf boundaries lands in exactly
- * the simulated bytes it should (checked in the physical pages) and reads
- * back; two domains that map the same IOVA stay isolated while both
- * translations are hot in the shared IOTLB; faults reach the handler with
- * the IOVA and the reason, are retried when fixed and fail after bounded
- * retries, and a write that faults half way moved exactly the bytes before
- * the faulting page; IOTLB hit/miss counts are exact (a 2 MiB block is one
- * entry), LRU evicts the least recently used way (a pattern whose counts
- * differ under FIFO) and RANDOM differs from LRU where LRU thrashes; every
- * invalidation command is counted; a strict unmap leaves no usable
- * translation, unmap_fast leaves one until iotlb_sync, and the test can see
- * a missing invalidation (skip switch); the IOVA of iom_iommu_dma_map()
- * stays below the domain's limit and the DMA mask; the lazy flush queue
- * holds an IOVA until a flush (queue full, explicit, timeout), counts stale
- * and stale-freed hits meanwhile, and dma_unmap errors change nothing;
- * block and unblock stall a device thread and nest; iom_iommu_migrate()'s
- * five steps seen from inside the copy callback, its errors changing
- * nothing, and iom_iommu_migrate_ranges() in each mode with one sync per
- * step whatever the number of ranges, each range keeping its own
- * permissions, PER_PAGE letting the rest of the domain run, -EBUSY for a
+ * naming the field, and a unit with domains or devices is not destroyed;
+ * domain ids, attach/detach and their errors; a failed map leaves nothing
+ * mapped and a map uses the largest sizes alignment allows; device DMA of
+ * any length and alignment across 4 KiB pages, a 2 MiB block and leaf
+ * boundaries lands in exactly the simulated bytes it should (checked in the
+ * physical pages) and reads back; two domains that map the same IOVA stay
+ * isolated while both translations are hot in the shared IOTLB; faults reach
+ * the handler with the IOVA and the reason, are retried when fixed and fail
+ * after bounded retries, and a write that faults half way moved exactly the
+ * bytes before the faulting page; IOTLB hit/miss counts are exact (a 2 MiB
+ * block is one entry), LRU evicts the least recently used way (a pattern
+ * whose counts differ under FIFO) and RANDOM differs from LRU where LRU
+ * thrashes; every invalidation command is counted; a strict unmap leaves no
+ * usable translation, unmap_fast leaves one until iotlb_sync, and the test
+ * can see a missing invalidation (skip switch); the IOVA of
+ * iom_iommu_dma_map() stays below the domain's limit and the DMA mask; the
+ * lazy flush queue holds an IOVA until a flush (queue full, explicit,
+ * timeout), counts stale and stale-freed hits meanwhile, and dma_unmap
+ * errors change nothing; block and unblock stall a device thread and nest;
+ * iom_iommu_migrate()'s five steps seen from inside the copy callback, its
+ * errors changing nothing, and iom_iommu_migrate_ranges() in each mode with
+ * one sync per step whatever the number of ranges, each range keeping its
+ * own permissions, PER_PAGE letting the rest of the domain run, -EBUSY for a
  * range being migrated, a NONBLOCK copy re-copying a leaf a device wrote
  * meanwhile, a 2 MiB block staying one block, and -ENOMEM putting the old
- * mapping back; no table page is leaked; and device thread sets count
- * steps, report errors and fill stall percentiles.
+ * mapping back; no table page is leaked; and device thread sets count steps,
+ * report errors and fill stall percentiles.
  *
- * Device threads here are plain pthreads that record what they saw; only
- * the main thread asserts, after joining them.
+ * Device threads here are plain pthreads that record what they saw; only the
+ * main thread asserts, after joining them.
  */
 #include <errno.h>
 #include <pthread.h>
