@@ -81,11 +81,26 @@ int iom_iommu_dma_init_domain(struct iom_iommu_domain *d, uint64_t base,
 	return ret;
 }
 
+/*
+ * iommu_dma_alloc_iova(): @pages of IOVA below both the domain's limit and
+ * @dma_limit (the device's mask; 0: none). Return: the first pfn, 0 if none.
+ */
+static unsigned long dma_alloc_pfns(struct iom_iommu_domain *d, unsigned long pages,
+				    uint64_t dma_limit)
+{
+	/* the allocator's limit is the last pfn allowed (dma_limit >> shift) */
+	unsigned long limit_pfn = d->dma_limit_pfn - 1;
+
+	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) < limit_pfn)
+		limit_pfn = dma_limit >> IOM_PAGE_SHIFT;
+	return iom_alloc_iova_fast(d->iovad, pages, limit_pfn, true);
+}
+
 int iom_iommu_dma_map(struct iom_iommu_domain *d, uint64_t paddr, size_t size,
 		      int prot, uint64_t dma_limit, unsigned long *iova)
 {
 	size_t off, pages;
-	unsigned long limit_pfn, pfn;
+	unsigned long pfn;
 	int ret;
 
 	if (!d || !iova || !size || !d->iovad) {
@@ -99,11 +114,7 @@ int iom_iommu_dma_map(struct iom_iommu_domain *d, uint64_t paddr, size_t size,
 	if (size + off < size)
 		return -EINVAL;
 	pages = (size + off + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT;
-	/* the allocator's limit is the last pfn allowed (dma_limit >> shift) */
-	limit_pfn = d->dma_limit_pfn - 1;
-	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) < limit_pfn)
-		limit_pfn = dma_limit >> IOM_PAGE_SHIFT;
-	pfn = iom_alloc_iova_fast(d->iovad, pages, limit_pfn, true);
+	pfn = dma_alloc_pfns(d, pages, dma_limit);
 	if (!pfn)
 		return -ENOMEM;
 	ret = iom_iommu_map(d, pfn << IOM_PAGE_SHIFT, paddr - off,
@@ -119,16 +130,12 @@ int iom_iommu_dma_map(struct iom_iommu_domain *d, uint64_t paddr, size_t size,
 int iom_iommu_dma_alloc_iova(struct iom_iommu_domain *d, size_t size,
 			     uint64_t dma_limit, unsigned long *iova)
 {
-	unsigned long limit_pfn, pfn, pages;
+	unsigned long pfn, pages;
 
 	if (!d || !iova || !size || !d->iovad || size > (SIZE_MAX >> 1))
 		return -EINVAL;
 	pages = (size + IOM_PAGE_SIZE - 1) >> IOM_PAGE_SHIFT;
-	/* the allocator's limit is the last pfn allowed (dma_limit >> shift) */
-	limit_pfn = d->dma_limit_pfn - 1;
-	if (dma_limit && (dma_limit >> IOM_PAGE_SHIFT) < limit_pfn)
-		limit_pfn = dma_limit >> IOM_PAGE_SHIFT;
-	pfn = iom_alloc_iova_fast(d->iovad, pages, limit_pfn, true);
+	pfn = dma_alloc_pfns(d, pages, dma_limit);
 	if (!pfn)
 		return -ENOMEM;
 	*iova = pfn << IOM_PAGE_SHIFT;
