@@ -108,17 +108,21 @@ void _iom_trace_record(struct iom_trace_state *ts, unsigned int ev, char ph,
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	idx = atomic_fetch_add_explicit(&r->head, 1, memory_order_relaxed);
 	rec = &r->recs[idx & r->mask];
+	/*
+	 * The odd sequence must be visible before any field changes: each
+	 * field store is a release (no fence, which ThreadSanitizer does
+	 * not model), so the seq store before it cannot move after it.
+	 */
 	atomic_store_explicit(&rec->seq, 2 * idx + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&rec->ts, (uint64_t)now.tv_sec * 1000000000ULL +
-			      (uint64_t)now.tv_nsec, memory_order_relaxed);
+			      (uint64_t)now.tv_nsec, memory_order_release);
 	atomic_store_explicit(&rec->meta, (uint64_t)trace_tid() << 32 |
 			      (uint64_t)(ev & 0xffffff) << 8 | (unsigned char)ph,
-			      memory_order_relaxed);
-	atomic_store_explicit(&rec->args[0], a0, memory_order_relaxed);
-	atomic_store_explicit(&rec->args[1], a1, memory_order_relaxed);
-	atomic_store_explicit(&rec->args[2], a2, memory_order_relaxed);
-	atomic_store_explicit(&rec->args[3], a3, memory_order_relaxed);
+			      memory_order_release);
+	atomic_store_explicit(&rec->args[0], a0, memory_order_release);
+	atomic_store_explicit(&rec->args[1], a1, memory_order_release);
+	atomic_store_explicit(&rec->args[2], a2, memory_order_release);
+	atomic_store_explicit(&rec->args[3], a3, memory_order_release);
 	atomic_store_explicit(&rec->seq, 2 * idx + 2, memory_order_release);
 }
 
@@ -313,12 +317,16 @@ static size_t ring_snapshot(struct trace_ring *r, uint64_t from, uint64_t to,
 			(*torn)++;	/* being written, or lapped */
 			continue;
 		}
+		/*
+		 * Acquire loads of the fields (no fence): the second read of
+		 * seq cannot move before them, and a field that saw a newer
+		 * writer's store makes that writer's odd seq visible to it.
+		 */
 		e->idx = i;
-		e->ts = atomic_load_explicit(&rec->ts, memory_order_relaxed);
-		e->meta = atomic_load_explicit(&rec->meta, memory_order_relaxed);
+		e->ts = atomic_load_explicit(&rec->ts, memory_order_acquire);
+		e->meta = atomic_load_explicit(&rec->meta, memory_order_acquire);
 		for (int j = 0; j < 4; j++)
-			e->args[j] = atomic_load_explicit(&rec->args[j], memory_order_relaxed);
-		atomic_thread_fence(memory_order_acquire);
+			e->args[j] = atomic_load_explicit(&rec->args[j], memory_order_acquire);
 		if (atomic_load_explicit(&rec->seq, memory_order_relaxed) != s) {
 			(*torn)++;
 			continue;
