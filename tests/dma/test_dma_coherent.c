@@ -28,44 +28,15 @@
 #include <iommig/iomap.h>
 #include <iommig/migrate.h>
 
-#include "mm_util.h"
+#include "dma_util.h"
 
 #define PG IOM_PAGE_SIZE
 
 static struct test_log tlog;
 
-struct rig {
-	struct iom_machine *m;
-	struct iom_iommu *iommu;
-	struct iom_iommu_domain *domain;
-	struct iom_device *dev;
-	unsigned long free_at_start;
-};
-
-static void rig_up(struct rig *r, enum iom_iommu_domain_type type)
+static void rig_up(struct test_dma_rig *r, enum iom_iommu_domain_type type)
 {
-	r->m = test_machine(64, &tlog, NULL);
-	assert_non_null(r->m);
-	r->free_at_start = test_nr_free(r->m);
-	assert_int_equal(iom_iommu_create(r->m, NULL, &r->iommu), 0);
-	r->domain = iom_iommu_domain_alloc(r->iommu, type);
-	assert_non_null(r->domain);
-	if (type != IOM_IOMMU_DOMAIN_UNMANAGED)
-		assert_int_equal(iom_iommu_dma_init_domain(r->domain, 1ULL << 20, 1ULL << 32), 0);
-	assert_int_equal(iom_device_create(r->iommu, "dev0", &r->dev), 0);
-	assert_int_equal(iom_iommu_attach_device(r->domain, r->dev), 0);
-}
-
-static void rig_down(struct rig *r)
-{
-	assert_int_equal(iom_iommu_detach_device(r->domain, r->dev), 0);
-	assert_int_equal(iom_device_destroy(r->dev), 0);
-	assert_int_equal(iom_iommu_domain_free(r->domain), 0);
-	assert_int_equal(iom_iommu_destroy(r->iommu), 0);
-	iom_rcu_barrier();
-	assert_int_equal(test_nr_free(r->m), r->free_at_start);
-	assert_int_equal(iom_machine_bug_count(r->m), 0);
-	iom_machine_destroy(r->m);
+	test_dma_rig_up(r, test_machine(64, &tlog, NULL), NULL, type, 1ULL << 20, 1ULL << 32);
 }
 
 static struct iom_machine *alloc_m;
@@ -85,7 +56,7 @@ static struct iom_page *new_page_order0(struct iom_page *page, unsigned long pri
 }
 
 /* Migrate the page now backing @off of the buffer; returns pages not moved. */
-static int migrate_buffer_page(struct rig *r, void *cpu, size_t off)
+static int migrate_buffer_page(struct test_dma_rig *r, void *cpu, size_t off)
 {
 	struct iom_page *page = iom_dma_buffer_page(r->dev, cpu, off);
 	struct iom_list_head list = { &list, &list };
@@ -113,7 +84,7 @@ static void fill_pattern(unsigned char *buf, size_t len, unsigned int seed)
 
 static void test_alloc_errors_change_nothing(void **state)
 {
-	struct rig r;
+	struct test_dma_rig r;
 	struct iom_iommu_domain *um;
 	struct iom_device *dev2;
 	iom_dma_addr_t h = 0;
@@ -169,12 +140,12 @@ static void test_alloc_errors_change_nothing(void **state)
 	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu, h, 0), 0);
 	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu, h, 0), -EINVAL);
 	assert_int_equal(iom_dma_device_release(r.dev), 0);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_movable_buffer_is_in_iomap_and_shared_by_device_and_cpu(void **state)
 {
-	struct rig r;
+	struct test_dma_rig r;
 	iom_dma_addr_t h;
 	unsigned char *in = malloc(5 * PG), *out = malloc(5 * PG);
 	void *cpu;
@@ -221,12 +192,12 @@ static void test_movable_buffer_is_in_iomap_and_shared_by_device_and_cpu(void **
 	assert_int_equal(iom_device_dma_read(r.dev, h, out, 1), -EFAULT);
 	free(in);
 	free(out);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_no_kernel_mapping_has_no_cpu_view(void **state)
 {
-	struct rig r;
+	struct test_dma_rig r;
 	iom_dma_addr_t h;
 	char c;
 	void *cpu;
@@ -239,14 +210,14 @@ static void test_no_kernel_mapping_has_no_cpu_view(void **state)
 	assert_int_equal(iom_dma_vmap_read(r.dev, cpu, 0, &c, 1), -EINVAL);
 	assert_int_equal(iom_device_dma_write(r.dev, h, "x", 1), 0);
 	assert_int_equal(iom_dma_free_coherent(r.dev, PG, cpu, h, 0), 0);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /* Every page of a buffer migrates in @mode, through the whole path. */
 static void migrate_every_page(enum iom_iommu_domain_type type, enum iom_dma_migrate_mode mode)
 {
 	enum { N = 8 };
-	struct rig r;
+	struct test_dma_rig r;
 	iom_dma_addr_t h;
 	unsigned char *in = malloc(N * PG), *out = malloc(N * PG);
 	unsigned long before = 0;
@@ -284,7 +255,7 @@ static void migrate_every_page(enum iom_iommu_domain_type type, enum iom_dma_mig
 	assert_int_equal(iom_dma_free_coherent(r.dev, N * PG, cpu, h, 0), 0);
 	free(in);
 	free(out);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_migration_seed_mode(void **state)
@@ -315,7 +286,7 @@ static void test_migration_nonblock_mode(void **state)
 
 static void test_legacy_buffer_is_unmovable_high_order(void **state)
 {
-	struct rig r;
+	struct test_dma_rig r;
 	iom_dma_addr_t h;
 	unsigned char in[64], out[64];
 	struct iom_page *page;
@@ -358,7 +329,7 @@ static void test_legacy_buffer_is_unmovable_high_order(void **state)
 	tlog.nr_warn = 0;
 	assert_int_equal(iom_dma_free_coherent(r.dev, 21 * PG, cpu, h, 0), 0);
 	assert_int_equal(tlog.nr_warn, 0);	/* each block freed once */
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_machine_wide_legacy_default(void **state)
@@ -407,7 +378,7 @@ static void test_machine_wide_legacy_default(void **state)
  * migration, and the buffer cannot be freed while it is mapped. */
 static void test_mmap_follows_migration(void **state)
 {
-	struct rig r;
+	struct test_dma_rig r;
 	struct iom_mm *mm;
 	iom_dma_addr_t h;
 	uint64_t at = 0;
@@ -443,14 +414,14 @@ static void test_mmap_follows_migration(void **state)
 	assert_int_equal(iom_dma_munmap(mm, at, 4 * PG), 0);
 	assert_int_equal(iom_dma_free_coherent(r.dev, 4 * PG, cpu, h, 0), 0);
 	iom_mm_destroy(mm);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /* seed 000's TODO "IOMAP per IOMMU domain": one IOMAP holds every buffer
  * of the domain, indexed by IOVA page; migration works the same. */
 static void test_per_domain_iomap(void **state)
 {
-	struct rig r;
+	struct test_dma_rig r;
 	iom_dma_addr_t h[2];
 	void *cpu[2];
 	struct iom_mm *mm;
@@ -494,14 +465,14 @@ static void test_per_domain_iomap(void **state)
 	assert_int_equal(iom_dma_munmap(mm, at, 3 * PG), 0);
 	assert_int_equal(iom_dma_free_coherent(r.dev, 3 * PG, cpu[1], h[1], 0), 0);
 	iom_mm_destroy(mm);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /* seed 000's TODO "shared buffers": a page mapped in several domains
  * migrates, and every domain's translation moves with it. */
 static void share_and_migrate(enum iom_dma_migrate_mode mode)
 {
-	struct rig r;
+	struct test_dma_rig r;
 	struct iom_iommu_domain *d2;
 	struct iom_device *b, *c;
 	iom_dma_addr_t h, hb, hc, bad;
@@ -559,7 +530,7 @@ static void share_and_migrate(enum iom_dma_migrate_mode mode)
 	assert_int_equal(iom_iommu_detach_device(r.domain, c), 0);
 	assert_int_equal(iom_device_destroy(c), 0);
 	assert_int_equal(iom_iommu_domain_free(d2), 0);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_shared_buffer_migrates_in_every_domain(void **state)
@@ -581,7 +552,7 @@ static void test_shared_buffer_migrates_in_every_domain(void **state)
 static void higher_order(enum iom_dma_migrate_mode mode)
 {
 	enum { N = 64 };
-	struct rig r;
+	struct test_dma_rig r;
 	iom_dma_addr_t h, h9;
 	unsigned char *in = malloc(N * PG), *out = malloc(N * PG);
 	unsigned char *in9 = malloc(512 * PG), *out9 = malloc(512 * PG);
@@ -701,7 +672,7 @@ static void higher_order(enum iom_dma_migrate_mode mode)
 	free(out);
 	free(in9);
 	free(out9);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_higher_order_pages_migrate_whole(void **state)
@@ -722,7 +693,7 @@ static void test_higher_order_pages_migrate_whole(void **state)
 static void test_batched_per_page_migration(void **state)
 {
 	enum { N = 64 };
-	struct rig r;
+	struct test_dma_rig r;
 	iom_dma_addr_t h;
 	unsigned char *in = malloc(N * PG), *out = malloc(N * PG);
 	struct iom_iommu_stats before, after;
@@ -773,7 +744,7 @@ static void test_batched_per_page_migration(void **state)
 	}
 	free(in);
 	free(out);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 int main(void)

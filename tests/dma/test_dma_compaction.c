@@ -43,7 +43,7 @@
 #include <iommig/dma-mapping.h>
 #include <iommig/iomap.h>
 
-#include "mm_util.h"
+#include "dma_util.h"
 
 #define PG		IOM_PAGE_SIZE
 #define MEM_MIB		64
@@ -59,16 +59,6 @@
 
 static struct test_log tlog;
 
-struct rig {
-	struct iom_machine *m;
-	struct iom_iommu *iommu;
-	struct iom_iommu_domain *domain;
-	struct iom_device *dev;
-	unsigned long free_at_start;
-	int zt;			/* the populated zone */
-	bool legacy;
-};
-
 struct buffer {
 	void *cpu;
 	iom_dma_addr_t h;
@@ -76,12 +66,14 @@ struct buffer {
 	unsigned long *pfn;	/* where each page was before compaction */
 };
 
-static void rig_up(struct rig *r, bool legacy, unsigned long cma_bytes)
+/* A DMA rig on a MEM_MIB machine; returns its one populated zone. */
+static int rig_up(struct test_dma_rig *r, bool legacy, unsigned long cma_bytes)
 {
 	struct iom_machine_config cfg;
+	struct iom_machine *m;
 	struct iom_zone_info zi;
+	int populated = -1;
 
-	memset(r, 0, sizeof(*r));
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.mem_size = (uint64_t)MEM_MIB << 20;
 	cfg.dma_legacy = legacy;
@@ -90,37 +82,18 @@ static void rig_up(struct rig *r, bool legacy, unsigned long cma_bytes)
 		cfg.cma[0].size = cma_bytes;
 		cfg.cma[0].name = "dma-cma";
 	}
-	r->legacy = legacy;
-	r->m = test_machine(MEM_MIB, &tlog, &cfg);
-	assert_non_null(r->m);
-	r->zt = -1;
+	m = test_machine(MEM_MIB, &tlog, &cfg);
+	assert_non_null(m);
 	for (int zt = 0; zt < IOM_MAX_NR_ZONES; zt++) {
-		assert_int_equal(iom_zone_info(r->m, 0, zt, &zi), 0);
+		assert_int_equal(iom_zone_info(m, 0, zt, &zi), 0);
 		if (zi.populated) {
-			assert_int_equal(r->zt, -1);
-			r->zt = zt;
+			assert_int_equal(populated, -1);
+			populated = zt;
 		}
 	}
-	assert_true(r->zt >= 0);
-	r->free_at_start = test_nr_free(r->m);
-	assert_int_equal(iom_iommu_create(r->m, NULL, &r->iommu), 0);
-	r->domain = iom_iommu_domain_alloc(r->iommu, IOM_IOMMU_DOMAIN_DMA);
-	assert_non_null(r->domain);
-	assert_int_equal(iom_iommu_dma_init_domain(r->domain, 1ULL << 20, 1ULL << 32), 0);
-	assert_int_equal(iom_device_create(r->iommu, "dev0", &r->dev), 0);
-	assert_int_equal(iom_iommu_attach_device(r->domain, r->dev), 0);
-}
-
-static void rig_down(struct rig *r)
-{
-	assert_int_equal(iom_iommu_detach_device(r->domain, r->dev), 0);
-	assert_int_equal(iom_device_destroy(r->dev), 0);
-	assert_int_equal(iom_iommu_domain_free(r->domain), 0);
-	assert_int_equal(iom_iommu_destroy(r->iommu), 0);
-	iom_rcu_barrier();
-	assert_int_equal(test_nr_free(r->m), r->free_at_start);
-	assert_int_equal(iom_machine_bug_count(r->m), 0);
-	iom_machine_destroy(r->m);
+	assert_true(populated >= 0);
+	test_dma_rig_up(r, m, NULL, IOM_IOMMU_DOMAIN_DMA, 1ULL << 20, 1ULL << 32);
+	return populated;
 }
 
 /* The byte at @off of buffer @b: differs between buffers and pages. */
@@ -129,7 +102,7 @@ static unsigned char stamp_byte(unsigned int b, size_t off)
 	return (unsigned char)(b * 131 + off * 7 + (off >> 12) * 13 + 1);
 }
 
-static void stamp(struct rig *r, struct buffer *bf, unsigned int b)
+static void stamp(struct test_dma_rig *r, struct buffer *bf, unsigned int b)
 {
 	size_t len = bf->pages * PG;
 	unsigned char *in = malloc(len);
@@ -142,7 +115,7 @@ static void stamp(struct rig *r, struct buffer *bf, unsigned int b)
 }
 
 /* The stamp is there, through the device and through the CPU view. */
-static void check_stamp(struct rig *r, struct buffer *bf, unsigned int b)
+static void check_stamp(struct test_dma_rig *r, struct buffer *bf, unsigned int b)
 {
 	size_t len = bf->pages * PG;
 	unsigned char *want = malloc(len), *got = malloc(len);
@@ -161,7 +134,7 @@ static void check_stamp(struct rig *r, struct buffer *bf, unsigned int b)
 	free(got);
 }
 
-static unsigned long buffer_pfn(struct rig *r, struct buffer *bf, size_t i)
+static unsigned long buffer_pfn(struct test_dma_rig *r, struct buffer *bf, size_t i)
 {
 	struct iom_page *page = iom_dma_buffer_page(r->dev, bf->cpu, i * PG);
 	unsigned long pfn;
@@ -172,23 +145,23 @@ static unsigned long buffer_pfn(struct rig *r, struct buffer *bf, size_t i)
 	return pfn;
 }
 
-static void free_buffer(struct rig *r, struct buffer *bf)
+static void free_buffer(struct test_dma_rig *r, struct buffer *bf)
 {
 	assert_int_equal(iom_dma_free_coherent(r->dev, bf->pages * PG, bf->cpu, bf->h, 0), 0);
 	free(bf->pfn);
 }
 
 /*
- * Free blocks of zone @r->zt that an allocation of @order could take:
+ * Free blocks of zone @zt that an allocation of @order could take:
  * a free block of order o >= @order counts 2^(o - @order) times.
  */
-static unsigned long free_blocks(struct rig *r, unsigned int order)
+static unsigned long free_blocks(struct test_dma_rig *r, int zt, unsigned int order)
 {
 	struct iom_zone_info zi;
 	unsigned long n = 0;
 
 	iom_drain_all_pages(r->m);
-	assert_int_equal(iom_zone_info(r->m, 0, r->zt, &zi), 0);
+	assert_int_equal(iom_zone_info(r->m, 0, zt, &zi), 0);
 	for (unsigned int o = order; o <= iom_max_order(r->m) && o < 32; o++)
 		n += zi.nr_free[o] << (o - order);
 	return n;
@@ -208,7 +181,8 @@ struct frag_figures {
 static void compaction_scenario(bool legacy, unsigned int max_buf_order,
 				struct frag_figures *f)
 {
-	struct rig r;
+	struct test_dma_rig r;
+	int zt;
 	struct iom_mm *mm;
 	struct buffer *buf;
 	unsigned long first, end, pb = 0, nr_fill, k, want, *pinned_pb;
@@ -216,7 +190,7 @@ static void compaction_scenario(bool legacy, unsigned int max_buf_order,
 	unsigned int pb_order;
 
 	memset(f, 0, sizeof(*f));
-	rig_up(&r, legacy, 0);
+	zt = rig_up(&r, legacy, 0);
 	first = iom_first_pfn(r.m);
 	end = iom_end_pfn(r.m);
 	pb_order = iom_pageblock_order(r.m);
@@ -293,13 +267,13 @@ static void compaction_scenario(bool legacy, unsigned int max_buf_order,
 	f->free_pages = test_nr_free(r.m);
 	f->ideal4 = f->free_pages >> 4;
 	f->ideal9 = f->free_pages >> 9;
-	f->o4_before = free_blocks(&r, 4);
-	f->o9_before = free_blocks(&r, 9);
+	f->o4_before = free_blocks(&r, zt, 4);
+	f->o9_before = free_blocks(&r, zt, 9);
 
 	assert_int_equal(iom_compact_node(r.m, 0), 0);
 
-	f->o4_after = free_blocks(&r, 4);
-	f->o9_after = free_blocks(&r, 9);
+	f->o4_after = free_blocks(&r, zt, 4);
+	f->o9_after = free_blocks(&r, zt, 9);
 	memset(pinned_pb, 0, f->nr_blocks * sizeof(*pinned_pb));
 	for (unsigned long b = 0; b < f->nr_buf; b++) {
 		struct buffer *bf = &buf[b];
@@ -343,7 +317,7 @@ static void compaction_scenario(bool legacy, unsigned int max_buf_order,
 		free_buffer(&r, &buf[b]);
 	free(buf);
 	free(pinned_pb);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void print_figures(const char *mode, const struct frag_figures *f)
@@ -444,7 +418,7 @@ struct cma_figures {
 	unsigned long overflow_in_cma;
 };
 
-static unsigned long in_area(struct rig *r, struct buffer *bf, uint64_t base, uint64_t size)
+static unsigned long in_area(struct test_dma_rig *r, struct buffer *bf, uint64_t base, uint64_t size)
 {
 	unsigned long n = 0;
 
@@ -458,7 +432,8 @@ static unsigned long in_area(struct rig *r, struct buffer *bf, uint64_t base, ui
 
 static void cma_scenario(bool legacy, struct cma_figures *f)
 {
-	struct rig r;
+	struct test_dma_rig r;
+	int zt;
 	struct iom_cma *cma;
 	struct iom_page **filler, *area;
 	struct buffer buf[CMA_NBUF], big;
@@ -466,7 +441,7 @@ static void cma_scenario(bool legacy, struct cma_figures *f)
 	uint64_t base, size;
 
 	memset(f, 0, sizeof(*f));
-	rig_up(&r, legacy, (unsigned long)CMA_MIB << 20);
+	zt = rig_up(&r, legacy, (unsigned long)CMA_MIB << 20);
 	cma = iom_cma_get(r.m, 0);
 	assert_non_null(cma);
 	base = iom_cma_get_base(cma);
@@ -491,7 +466,7 @@ static void cma_scenario(bool legacy, struct cma_figures *f)
 		struct iom_zone_info zi;
 
 		iom_drain_all_pages(r.m);
-		assert_int_equal(iom_zone_info(r.m, 0, r.zt, &zi), 0);
+		assert_int_equal(iom_zone_info(r.m, 0, zt, &zi), 0);
 		assert_true(zi.nr_free_cma > zi.nr_free_pages / 2);
 	}
 	for (unsigned int b = 0; b < CMA_NBUF; b++) {
@@ -541,7 +516,7 @@ static void cma_scenario(bool legacy, struct cma_figures *f)
 	for (unsigned long i = 0; i < nr_filler; i++)
 		iom_put_page(r.m, filler[i]);
 	free(filler);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_cma_alloc_moves_movable_dma_pages_legacy_never_in_cma(void **state)

@@ -25,71 +25,33 @@
 
 #include <iommig/dma-mapping.h>
 
-#include "mm_util.h"
+#include "dma_util.h"
 
 #define PG IOM_PAGE_SIZE
 
 static struct test_log tlog;
-
-struct rig {
-	struct iom_machine *m;
-	struct iom_iommu *iommu;
-	struct iom_iommu_domain *domain;
-	struct iom_device *dev;
-	unsigned long free_at_start;
-	bool dma_debug;
-};
 
 /*
  * A 64 MiB machine, an IOMMU whose flush-queue timer never fires during a
  * test (the lazy tests flush by hand), a domain of @type with the IOVA
  * space [4 KiB, 1 TiB), and one attached device.
  */
-static void rig_up(struct rig *r, enum iom_iommu_domain_type type, bool dma_debug)
+static void rig_up(struct test_dma_rig *r, enum iom_iommu_domain_type type, bool dma_debug)
 {
 	struct iom_machine_config cfg;
 	struct iom_iommu_config icfg;
 
-	memset(r, 0, sizeof(*r));
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.mem_size = 64ULL << 20;
 	cfg.dma_debug = dma_debug;
-	r->dma_debug = dma_debug;
-	r->m = test_machine(64, &tlog, &cfg);
-	assert_non_null(r->m);
-	r->free_at_start = test_nr_free(r->m);
 	iom_iommu_config_init(&icfg);
 	icfg.fq_timeout_us = 600u * 1000 * 1000;
-	assert_int_equal(iom_iommu_create(r->m, &icfg, &r->iommu), 0);
-	r->domain = iom_iommu_domain_alloc(r->iommu, type);
-	assert_non_null(r->domain);
-	if (type != IOM_IOMMU_DOMAIN_UNMANAGED)
-		assert_int_equal(iom_iommu_dma_init_domain(r->domain, 0, 1ULL << 40), 0);
-	assert_int_equal(iom_device_create(r->iommu, "dev0", &r->dev), 0);
-	assert_int_equal(iom_iommu_attach_device(r->domain, r->dev), 0);
+	test_dma_rig_up(r, test_machine(64, &tlog, &cfg), &icfg, type, 0, 1ULL << 40);
+	r->dma_debug = dma_debug;
 	test_log_reset(&tlog);
 }
 
-/* Tear down; every page, table pages included, is free again. */
-static void rig_down(struct rig *r)
-{
-	if (r->dma_debug) {
-		struct iom_dma_debug_stats st;
-
-		assert_int_equal(iom_dma_debug_get_stats(r->m, &st), 0);
-		assert_int_equal(st.nr_entries, 0);
-	}
-	assert_int_equal(iom_iommu_detach_device(r->domain, r->dev), 0);
-	assert_int_equal(iom_device_destroy(r->dev), 0);
-	assert_int_equal(iom_iommu_domain_free(r->domain), 0);
-	assert_int_equal(iom_iommu_destroy(r->iommu), 0);
-	iom_rcu_barrier();
-	assert_int_equal(test_nr_free(r->m), r->free_at_start);
-	assert_int_equal(iom_machine_bug_count(r->m), 0);
-	iom_machine_destroy(r->m);
-}
-
-static struct iom_page *alloc_block(struct rig *r, unsigned int order)
+static struct iom_page *alloc_block(struct test_dma_rig *r, unsigned int order)
 {
 	struct iom_page *p = iom_alloc_pages(r->m, IOM_GFP_KERNEL, order);
 
@@ -97,7 +59,7 @@ static struct iom_page *alloc_block(struct rig *r, unsigned int order)
 	return p;
 }
 
-static void free_block(struct rig *r, struct iom_page *p, unsigned int order)
+static void free_block(struct test_dma_rig *r, struct iom_page *p, unsigned int order)
 {
 	assert_int_equal(iom___free_pages(r->m, p, order), 0);
 }
@@ -105,7 +67,7 @@ static void free_block(struct rig *r, struct iom_page *p, unsigned int order)
 /* The content at byte @off of the block starting at @page (@off may pass
  * page boundaries: the content of consecutive pfns is contiguous, but each
  * page is looked up on its own to check the bytes are in the right one). */
-static unsigned char *byte_at(struct rig *r, struct iom_page *page, size_t off)
+static unsigned char *byte_at(struct test_dma_rig *r, struct iom_page *page, size_t off)
 {
 	struct iom_page *p = iom_pfn_to_page(r->m, iom_page_to_pfn(r->m, page) +
 					     (off >> IOM_PAGE_SHIFT));
@@ -121,7 +83,7 @@ static void fill_pattern(unsigned char *buf, size_t len, unsigned int seed)
 }
 
 /* A mapping that must succeed, checked with iom_dma_mapping_error(). */
-static iom_dma_addr_t map(struct rig *r, struct iom_page *page, size_t off,
+static iom_dma_addr_t map(struct test_dma_rig *r, struct iom_page *page, size_t off,
 			  size_t size, enum iom_dma_data_direction dir)
 {
 	iom_dma_addr_t a = iom_dma_map_page(r->dev, page, off, size, dir, 0);
@@ -146,7 +108,7 @@ static void test_direction_decides_what_the_device_may_do(void **state)
 
 	(void)state;
 	for (size_t t = 0; t < 2; t++) {
-		struct rig r;
+		struct test_dma_rig r;
 
 		rig_up(&r, types[t], false);
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -177,7 +139,7 @@ static void test_direction_decides_what_the_device_may_do(void **state)
 			assert_int_equal(iom_device_dma_write(r.dev, a, dev, 1), -EFAULT);
 			free_block(&r, page, 0);
 		}
-		rig_down(&r);
+		test_dma_rig_down(&r);
 	}
 }
 
@@ -186,7 +148,7 @@ static void test_offsets_and_page_crossing_reach_the_right_pages(void **state)
 	enum { ORDER = 3, LEN = 3 * PG - 200 };
 	static const size_t offsets[] = { 0, 1, 100, PG - 1, PG + 77, 2 * PG + 4000 };
 	unsigned char *in = malloc(LEN), *out = malloc(LEN);
-	struct rig r;
+	struct test_dma_rig r;
 	struct iom_page *page;
 
 	(void)state;
@@ -231,14 +193,14 @@ static void test_offsets_and_page_crossing_reach_the_right_pages(void **state)
 	free_block(&r, page, ORDER);
 	free(in);
 	free(out);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_mask_bounds_the_iova_and_a_full_space_fails(void **state)
 {
 	struct iom_page *pages[4];
 	iom_dma_addr_t a[4], hi;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, false);
@@ -289,14 +251,14 @@ static void test_mask_bounds_the_iova_and_a_full_space_fails(void **state)
 							    IOM_DMA_FROM_DEVICE, 0), 0);
 		free_block(&r, pages[i], 0);
 	}
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /*
  * A refused unmap changes nothing: the mapping still reaches its page
  * with its permissions, and the right unmap then works.
  */
-static void check_still_mapped(struct rig *r, iom_dma_addr_t a, size_t size,
+static void check_still_mapped(struct test_dma_rig *r, iom_dma_addr_t a, size_t size,
 			       struct iom_page *page, size_t off)
 {
 	unsigned char in[8] = "mapped!", out[8];
@@ -325,7 +287,7 @@ static void test_unmap_of_wrong_size_or_unknown_address_changes_nothing(void **s
 
 	(void)state;
 	for (size_t t = 0; t < 2; t++) {
-		struct rig r;
+		struct test_dma_rig r;
 		struct iom_page *page;
 
 		rig_up(&r, types[t], false);
@@ -377,7 +339,7 @@ static void test_unmap_of_wrong_size_or_unknown_address_changes_nothing(void **s
 							    IOM_DMA_TO_DEVICE, 0), 0);
 		}
 		free_block(&r, page, 6);
-		rig_down(&r);
+		test_dma_rig_down(&r);
 	}
 }
 
@@ -387,7 +349,7 @@ static void test_strict_domain_reuses_an_unmapped_iova_at_once(void **state)
 	struct iom_iommu_stats st0, st1;
 	iom_dma_addr_t a, b;
 	unsigned char c;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, false);
@@ -405,7 +367,7 @@ static void test_strict_domain_reuses_an_unmapped_iova_at_once(void **state)
 	assert_int_equal(st1.fq_queued, 0);
 	assert_int_equal(iom_dma_unmap_page(r.dev, b, PG, IOM_DMA_BIDIRECTIONAL, 0), 0);
 	free_block(&r, p, 0);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_lazy_domain_reuses_an_iova_only_after_the_flush(void **state)
@@ -416,7 +378,7 @@ static void test_lazy_domain_reuses_an_iova_only_after_the_flush(void **state)
 	iom_dma_addr_t a, b[N];
 	unsigned char c;
 	bool seen = false;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA_FQ, false);
@@ -450,7 +412,7 @@ static void test_lazy_domain_reuses_an_iova_only_after_the_flush(void **state)
 	assert_true(seen);
 	iom_iommu_dma_flush_queue(r.domain);
 	free_block(&r, p, 0);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /* ---- scatterlists ------------------------------------------------------- */
@@ -458,7 +420,7 @@ static void test_lazy_domain_reuses_an_iova_only_after_the_flush(void **state)
 enum { NSG = 5 };
 
 /* Entries with odd offsets and lengths, some crossing pages (orders 0..2). */
-static void sg_setup(struct rig *r, struct iom_scatterlist *sg, struct iom_page **blocks)
+static void sg_setup(struct test_dma_rig *r, struct iom_scatterlist *sg, struct iom_page **blocks)
 {
 	static const unsigned int order[NSG] = { 0, 1, 2, 0, 1 };
 	static const unsigned int offset[NSG] = { 10, PG - 3, PG + 77, 0, 123 };
@@ -474,7 +436,7 @@ static void sg_setup(struct rig *r, struct iom_scatterlist *sg, struct iom_page 
 	}
 }
 
-static void sg_free(struct rig *r, struct iom_page **blocks)
+static void sg_free(struct test_dma_rig *r, struct iom_page **blocks)
 {
 	static const unsigned int order[NSG] = { 0, 1, 2, 0, 1 };
 
@@ -487,7 +449,7 @@ static void test_map_sg_lets_the_device_reach_each_entry_exactly(void **state)
 	struct iom_scatterlist sg[NSG];
 	struct iom_page *blocks[NSG];
 	unsigned char *in = malloc(4 * PG), *out = malloc(4 * PG);
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, false);
@@ -545,7 +507,7 @@ static void test_map_sg_lets_the_device_reach_each_entry_exactly(void **state)
 	sg_free(&r, blocks);
 	free(in);
 	free(out);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_map_sg_failure_leaves_nothing_mapped(void **state)
@@ -553,7 +515,7 @@ static void test_map_sg_failure_leaves_nothing_mapped(void **state)
 	struct iom_scatterlist sg[NSG];
 	struct iom_page *blocks[NSG];
 	iom_dma_addr_t a[3];
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA_FQ, true);
@@ -590,7 +552,7 @@ static void test_map_sg_failure_leaves_nothing_mapped(void **state)
 	assert_int_equal(iom_dma_unmap_sg(r.dev, sg, NSG, IOM_DMA_BIDIRECTIONAL, 0), 0);
 	iom_iommu_dma_flush_queue(r.domain);
 	sg_free(&r, blocks);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /* Many lists mapped and unmapped: no IOVA and no table page is lost. */
@@ -602,7 +564,7 @@ static void test_map_sg_and_unmap_sg_leak_nothing(void **state)
 	for (size_t t = 0; t < 2; t++) {
 		struct iom_scatterlist sg[NSG];
 		struct iom_page *blocks[NSG];
-		struct rig r;
+		struct test_dma_rig r;
 
 		rig_up(&r, types[t], false);
 		sg_setup(&r, sg, blocks);
@@ -621,7 +583,7 @@ static void test_map_sg_and_unmap_sg_leak_nothing(void **state)
 		}
 		iom_iommu_dma_flush_queue(r.domain);
 		sg_free(&r, blocks);
-		rig_down(&r);
+		test_dma_rig_down(&r);
 	}
 }
 
@@ -637,7 +599,7 @@ static unsigned int log_count(const char *needle)
 }
 
 /* Exactly one report, of @class, with @text once in the log. */
-static void assert_reported_once(struct rig *r, enum iom_dma_debug_error class,
+static void assert_reported_once(struct test_dma_rig *r, enum iom_dma_debug_error class,
 				 const char *text)
 {
 	struct iom_dma_debug_stats st;
@@ -653,7 +615,7 @@ static void assert_reported_once(struct rig *r, enum iom_dma_debug_error class,
 }
 
 /* Clean use of every kind, which must add no report. */
-static void clean_pairs(struct rig *r, enum iom_dma_debug_error class, const char *text)
+static void clean_pairs(struct test_dma_rig *r, enum iom_dma_debug_error class, const char *text)
 {
 	struct iom_scatterlist sg[2];
 	struct iom_page *p = alloc_block(r, 1);
@@ -689,14 +651,14 @@ static void clean_pairs(struct rig *r, enum iom_dma_debug_error class, const cha
 static void test_debug_free_invalid(void **state)
 {
 	const char *text = "device driver tries to free DMA memory it has not allocated";
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
 	assert_int_equal(iom_dma_unmap_page(r.dev, 0x12345000, PG, IOM_DMA_TO_DEVICE, 0), -EINVAL);
 	assert_reported_once(&r, IOM_DMA_DEBUG_FREE_INVALID, text);
 	clean_pairs(&r, IOM_DMA_DEBUG_FREE_INVALID, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_unmap_size(void **state)
@@ -704,7 +666,7 @@ static void test_debug_unmap_size(void **state)
 	const char *text = "device driver frees DMA memory with different size";
 	struct iom_page *p;
 	iom_dma_addr_t a;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -718,7 +680,7 @@ static void test_debug_unmap_size(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_UNMAP_SIZE, text);
 	free_block(&r, p, 1);
 	clean_pairs(&r, IOM_DMA_DEBUG_UNMAP_SIZE, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_unmap_type(void **state)
@@ -726,7 +688,7 @@ static void test_debug_unmap_type(void **state)
 	const char *text = "device driver frees DMA memory with wrong function";
 	struct iom_page *p;
 	iom_dma_addr_t a;
-	struct rig r;
+	struct test_dma_rig r;
 	int x;
 
 	(void)state;
@@ -741,7 +703,7 @@ static void test_debug_unmap_type(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_UNMAP_TYPE, text);
 	free_block(&r, p, 0);
 	clean_pairs(&r, IOM_DMA_DEBUG_UNMAP_TYPE, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_unmap_dir(void **state)
@@ -749,7 +711,7 @@ static void test_debug_unmap_dir(void **state)
 	const char *text = "device driver frees DMA memory with different direction";
 	struct iom_page *p;
 	iom_dma_addr_t a;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -761,7 +723,7 @@ static void test_debug_unmap_dir(void **state)
 	assert_int_equal(iom_device_dma_read(r.dev, a, &(char){ 0 }, 1), -EFAULT);
 	free_block(&r, p, 0);
 	clean_pairs(&r, IOM_DMA_DEBUG_UNMAP_DIR, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_unmap_cpu_addr(void **state)
@@ -770,7 +732,7 @@ static void test_debug_unmap_cpu_addr(void **state)
 	iom_dma_addr_t ha, hb;
 	char buf[4];
 	void *a, *b;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -791,7 +753,7 @@ static void test_debug_unmap_cpu_addr(void **state)
 	assert_int_equal(iom_dma_free_coherent(r.dev, 2 * PG, b, hb, 0), 0);
 	assert_reported_once(&r, IOM_DMA_DEBUG_UNMAP_CPU_ADDR, text);
 	clean_pairs(&r, IOM_DMA_DEBUG_UNMAP_CPU_ADDR, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_sg_count(void **state)
@@ -799,7 +761,7 @@ static void test_debug_sg_count(void **state)
 	const char *text = "device driver frees DMA sg list with different entry count";
 	struct iom_scatterlist sg[2];
 	struct iom_page *p;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -820,7 +782,7 @@ static void test_debug_sg_count(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_SG_COUNT, text);
 	free_block(&r, p, 1);
 	clean_pairs(&r, IOM_DMA_DEBUG_SG_COUNT, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_mapping_error_unchecked(void **state)
@@ -828,7 +790,7 @@ static void test_debug_mapping_error_unchecked(void **state)
 	const char *text = "device driver failed to check map error";
 	struct iom_page *p;
 	iom_dma_addr_t a;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -839,7 +801,7 @@ static void test_debug_mapping_error_unchecked(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_MAPPING_ERROR_UNCHECKED, text);
 	free_block(&r, p, 0);
 	clean_pairs(&r, IOM_DMA_DEBUG_MAPPING_ERROR_UNCHECKED, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_sync_range(void **state)
@@ -847,7 +809,7 @@ static void test_debug_sync_range(void **state)
 	const char *text = "device driver syncs DMA memory outside allocated range";
 	struct iom_page *p;
 	iom_dma_addr_t a;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -860,7 +822,7 @@ static void test_debug_sync_range(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_SYNC_RANGE, text);
 	free_block(&r, p, 1);
 	clean_pairs(&r, IOM_DMA_DEBUG_SYNC_RANGE, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_sync_dir(void **state)
@@ -868,7 +830,7 @@ static void test_debug_sync_dir(void **state)
 	const char *text = "device driver syncs DMA memory with different direction";
 	struct iom_page *p;
 	iom_dma_addr_t a;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -880,7 +842,7 @@ static void test_debug_sync_dir(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_SYNC_DIR, text);
 	free_block(&r, p, 0);
 	clean_pairs(&r, IOM_DMA_DEBUG_SYNC_DIR, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_overlap(void **state)
@@ -888,7 +850,7 @@ static void test_debug_overlap(void **state)
 	const char *text = "cacheline tracking EEXIST, overlapping mappings aren't supported";
 	struct iom_page *p;
 	iom_dma_addr_t a, b;
-	struct rig r;
+	struct test_dma_rig r;
 
 	(void)state;
 	rig_up(&r, IOM_IOMMU_DOMAIN_DMA, true);
@@ -913,7 +875,7 @@ static void test_debug_overlap(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_OVERLAP, text);
 	free_block(&r, p, 0);
 	clean_pairs(&r, IOM_DMA_DEBUG_OVERLAP, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 static void test_debug_pending_at_release(void **state)
@@ -922,7 +884,7 @@ static void test_debug_pending_at_release(void **state)
 	struct iom_scatterlist sg[1];
 	struct iom_page *p;
 	iom_dma_addr_t a, h;
-	struct rig r;
+	struct test_dma_rig r;
 	void *cpu;
 
 	(void)state;
@@ -949,7 +911,7 @@ static void test_debug_pending_at_release(void **state)
 	assert_reported_once(&r, IOM_DMA_DEBUG_PENDING, text);
 	free_block(&r, p, 1);
 	clean_pairs(&r, IOM_DMA_DEBUG_PENDING, text);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /* Every misuse above, on a machine without dma-debug: refused where the
@@ -961,7 +923,7 @@ static void test_without_dma_debug_nothing_is_reported(void **state)
 	struct iom_page *p;
 	iom_dma_addr_t a, b, ha, hb;
 	void *ca, *cb;
-	struct rig r;
+	struct test_dma_rig r;
 	int x;
 
 	(void)state;
@@ -1002,13 +964,13 @@ static void test_without_dma_debug_nothing_is_reported(void **state)
 	assert_int_equal(log_count("DMA-API"), 0);
 	assert_int_equal(iom_dma_debug_get_stats(r.m, &st), -ENODEV);
 	free_block(&r, p, 1);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 /* ---- bad arguments ------------------------------------------------------ */
 
 /* Nothing tracked, reported or mapped has changed since @st0. */
-static void assert_unchanged(struct rig *r, const struct iom_dma_debug_stats *st0,
+static void assert_unchanged(struct test_dma_rig *r, const struct iom_dma_debug_stats *st0,
 			     iom_dma_addr_t a, struct iom_page *p)
 {
 	struct iom_dma_debug_stats st;
@@ -1032,7 +994,7 @@ static void test_bad_arguments_get_their_error_and_change_nothing(void **state)
 	iom_dma_addr_t a, h = 0;
 	uint64_t at;
 	struct iom_mm *mm;
-	struct rig r;
+	struct test_dma_rig r;
 	char c;
 	void *cpu;
 
@@ -1236,7 +1198,7 @@ static void test_bad_arguments_get_their_error_and_change_nothing(void **state)
 	assert_int_equal(iom_dma_free_coherent(r.dev, PG, cpu, h, 0), 0);
 	assert_int_equal(iom_dma_unmap_page(r.dev, a, PG, IOM_DMA_BIDIRECTIONAL, 0), 0);
 	free_block(&r, p, 1);
-	rig_down(&r);
+	test_dma_rig_down(&r);
 }
 
 int main(void)

@@ -37,7 +37,7 @@
 #include <iommig/iomap.h>
 #include <iommig/migrate.h>
 
-#include "mm_util.h"
+#include "dma_util.h"
 
 #define PG		IOM_PAGE_SIZE
 #define NBUF		3
@@ -382,11 +382,7 @@ static void run_mode(enum iom_dma_migrate_mode mode, unsigned int order)
 		assert_int_equal(iom_device_destroy(dev[i]), 0);
 		assert_int_equal(iom_iommu_domain_free(dom[i]), 0);
 	}
-	assert_int_equal(iom_iommu_destroy(iommu), 0);
-	iom_rcu_barrier();
-	assert_int_equal(test_nr_free(s->m), free_at_start);
-	assert_int_equal(iom_machine_bug_count(s->m), 0);
-	iom_machine_destroy(s->m);
+	test_iommu_machine_down(s->m, iommu, free_at_start);
 	free(s);
 }
 
