@@ -197,7 +197,7 @@ static void cpu_model(char *buf, size_t size)
 
 /* ---- output -------------------------------------------------------------- */
 
-static void json_string(FILE *out, const char *s)
+void bench_json_string(FILE *out, const char *s)
 {
 	fputc('"', out);
 	for (; *s; s++) {
@@ -205,7 +205,7 @@ static void json_string(FILE *out, const char *s)
 
 		if (c == '"' || c == '\\')
 			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
+		else if (c < 0x20 || c == 0x7f)
 			fprintf(out, "\\u%04x", c);
 		else
 			fputc(c, out);
@@ -213,14 +213,14 @@ static void json_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-static void json_key_str(FILE *out, const char *key, const char *val)
+void bench_json_key_str(FILE *out, const char *key, const char *val)
 {
 	fprintf(out, ",\"%s\":", key);
-	json_string(out, val);
+	bench_json_string(out, val);
 }
 
-/* Numbers: integers exactly, others with 6 significant digits. */
-static void json_number(FILE *out, double v)
+/* Numbers: integers exactly, others with 6 significant digits, NaN as null. */
+void bench_json_number(FILE *out, double v)
 {
 	if (!isfinite(v))
 		fputs("null", out);
@@ -230,10 +230,10 @@ static void json_number(FILE *out, double v)
 		fprintf(out, "%.6g", v);
 }
 
-static void json_key_num(FILE *out, const char *key, double v)
+void bench_json_key_num(FILE *out, const char *key, double v)
 {
 	fprintf(out, ",\"%s\":", key);
-	json_number(out, v);
+	bench_json_number(out, v);
 }
 
 void bench_report_host(const struct bench_opts *o)
@@ -248,18 +248,18 @@ void bench_report_host(const struct bench_opts *o)
 
 	if (o->json) {
 		fputs("{\"bench\":\"host\",\"metric\":\"nproc\"", stdout);
-		json_key_num(stdout, "value", bench_nproc());
-		json_key_str(stdout, "unit", "cpus");
-		json_key_str(stdout, "cpu", model);
-		json_key_num(stdout, "nproc", bench_nproc());
-		json_key_str(stdout, "allocator", bench_allocator_name());
-		json_key_str(stdout, "allocator_version", bench_arena_version());
-		json_key_str(stdout, "iommig_version", iom_version_string());
-		json_key_str(stdout, "kernel", kernel);
-		json_key_str(stdout, "build_type", IOMMIG_BENCH_BUILD_TYPE);
-		json_key_str(stdout, "compiler", __VERSION__);
-		json_key_num(stdout, "runs", o->runs);
-		json_key_num(stdout, "loadavg", bench_loadavg());
+		bench_json_key_num(stdout, "value", bench_nproc());
+		bench_json_key_str(stdout, "unit", "cpus");
+		bench_json_key_str(stdout, "cpu", model);
+		bench_json_key_num(stdout, "nproc", bench_nproc());
+		bench_json_key_str(stdout, "allocator", bench_allocator_name());
+		bench_json_key_str(stdout, "allocator_version", bench_arena_version());
+		bench_json_key_str(stdout, "iommig_version", iom_version_string());
+		bench_json_key_str(stdout, "kernel", kernel);
+		bench_json_key_str(stdout, "build_type", IOMMIG_BENCH_BUILD_TYPE);
+		bench_json_key_str(stdout, "compiler", __VERSION__);
+		bench_json_key_num(stdout, "runs", o->runs);
+		bench_json_key_num(stdout, "loadavg", bench_loadavg());
 		fputs("}\n", stdout);
 	} else if (!o->quiet) {
 		printf("# host: %s, %u cpus, kernel %s, load average %.2f\n",
@@ -284,31 +284,31 @@ void bench_report(const struct bench_opts *o, const struct bench_result *r)
 
 	if (o->json) {
 		fputs("{\"bench\":", stdout);
-		json_string(stdout, r->bench);
-		json_key_str(stdout, "metric", r->metric);
-		json_key_num(stdout, "value", r->value.median);
-		json_key_str(stdout, "unit", r->unit);
-		json_key_num(stdout, "min", r->value.min);
-		json_key_num(stdout, "max", r->value.max);
-		json_key_num(stdout, "runs", r->value.runs);
+		bench_json_string(stdout, r->bench);
+		bench_json_key_str(stdout, "metric", r->metric);
+		bench_json_key_num(stdout, "value", r->value.median);
+		bench_json_key_str(stdout, "unit", r->unit);
+		bench_json_key_num(stdout, "min", r->value.min);
+		bench_json_key_num(stdout, "max", r->value.max);
+		bench_json_key_num(stdout, "runs", r->value.runs);
 		if (b) {
-			json_key_num(stdout, "baseline", b->median);
-			json_key_num(stdout, "baseline_min", b->min);
-			json_key_num(stdout, "baseline_max", b->max);
+			bench_json_key_num(stdout, "baseline", b->median);
+			bench_json_key_num(stdout, "baseline_min", b->min);
+			bench_json_key_num(stdout, "baseline_max", b->max);
 			if (r->baseline_name)
-				json_key_str(stdout, "baseline_name",
+				bench_json_key_str(stdout, "baseline_name",
 					     r->baseline_name);
-			json_key_num(stdout, "ratio", ratio);
+			bench_json_key_num(stdout, "ratio", ratio);
 		}
 		if (r->goal) {
-			json_key_str(stdout, "goal", r->goal);
+			bench_json_key_str(stdout, "goal", r->goal);
 			fprintf(stdout, ",\"goal_met\":%s",
 				r->goal_met ? "true" : "false");
 		}
 		if (r->cpu_share > 0)
-			json_key_num(stdout, "cpu_share", r->cpu_share);
+			bench_json_key_num(stdout, "cpu_share", r->cpu_share);
 		if (r->note)
-			json_key_str(stdout, "note", r->note);
+			bench_json_key_str(stdout, "note", r->note);
 		fputs("}\n", stdout);
 	} else {
 		char bl[32] = "-", ra[16] = "-";

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -190,6 +191,16 @@ struct bench_result {
 };
 
 /* Host line (JSON) or header (table); call once before any result. */
+/*
+ * JSON output shared by the reports: a string with its escapes, ",\"key\":"
+ * and a string or number (integers exactly, others with 6 significant
+ * digits, NaN and infinities as null).
+ */
+void bench_json_string(FILE *out, const char *s);
+void bench_json_key_str(FILE *out, const char *key, const char *val);
+void bench_json_number(FILE *out, double v);
+void bench_json_key_num(FILE *out, const char *key, double v);
+
 void bench_report_host(const struct bench_opts *o);
 void bench_report(const struct bench_opts *o, const struct bench_result *r);
 /* A measured value without repetition or baseline (e.g. a size). */

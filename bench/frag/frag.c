@@ -164,6 +164,20 @@ next:;
 	return 0;
 }
 
+/* An option's number, @min..@max (strtoull base 0). Return: 0 or -EINVAL. */
+static int parse_num(const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	uint64_t v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 0);
+	if (errno || end == arg || *end || *arg == '-' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 /* mkdir -p of @path. Return: 0 or -errno. */
 static int mkdir_p(const char *path)
 {
@@ -368,8 +382,6 @@ int frag_main(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		char *end;
-
 		switch (c) {
 		case 's': scenario = optarg; break;
 		case 'm': mode_list = optarg; break;
@@ -379,16 +391,12 @@ int frag_main(int argc, char **argv)
 				return frag_bad("bad --mem '%s' (e.g. 1G, 16G)", optarg);
 			break;
 		case 'S':
-			errno = 0;
-			seed = strtoull(optarg, &end, 0);
-			if (errno || end == optarg || *end || *optarg == '-')
+			if (parse_num(optarg, 0, UINT64_MAX, &seed))
 				return frag_bad("bad --seed '%s' (a number)", optarg);
 			have_seed = true;
 			break;
 		case 'd':
-			errno = 0;
-			duration = strtoull(optarg, &end, 0);
-			if (errno || end == optarg || *end || *optarg == '-' || !duration)
+			if (parse_num(optarg, 1, UINT64_MAX, &duration))
 				return frag_bad("bad --duration '%s' (steps under load, "
 						"at least 1)", optarg);
 			break;
@@ -406,10 +414,7 @@ int frag_main(int argc, char **argv)
 			compare = optarg;
 			break;
 		case 'T':
-			errno = 0;
-			trace = strtoull(optarg, &end, 0);
-			if (errno || end == optarg || *end || *optarg == '-' || !trace ||
-			    trace > (1ULL << 26))
+			if (parse_num(optarg, 1, 1ULL << 26, &trace))
 				return frag_bad("bad --trace '%s' (events in the ring, "
 						"1..67108864)", optarg);
 			break;

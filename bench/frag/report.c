@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../bench.h"
 #include "frag.h"
 
 #define MiB		(1024.0 * 1024.0)
@@ -228,20 +229,33 @@ static void table_heading(struct table *t, const char *label)
 		t->heading[t->nr_rows - 1] = true;
 }
 
-/* A row of one count per run, taken at @off in struct frag_result. */
-static void row_ulong(struct table *t, const struct frag_result *r,
-		      const char *label, size_t off)
+/* Formats the field at @f of run @r into @buf. */
+typedef void (*cell_fmt)(char *buf, size_t len, const struct frag_result *r,
+			 const void *f);
+
+/* A row of one cell per run, from the field at @off in struct frag_result. */
+static void row_field(struct table *t, const struct frag_result *r,
+		      const char *label, size_t off, cell_fmt fmt)
 {
 	char (*c)[CELL] = table_row(t, label);
 
-	if (!c)
-		return;
-	for (unsigned int i = 0; i < t->n; i++) {
-		unsigned long v;
+	for (unsigned int i = 0; c && i < t->n; i++)
+		fmt(c[i], CELL, &r[i], (const char *)&r[i] + off);
+}
 
-		memcpy(&v, (const char *)&r[i] + off, sizeof(v));
-		snprintf(c[i], CELL, "%lu", v);
-	}
+static void fmt_ulong(char *buf, size_t len, const struct frag_result *r, const void *f)
+{
+	unsigned long v;
+
+	(void)r;
+	memcpy(&v, f, sizeof(v));
+	snprintf(buf, len, "%lu", v);
+}
+
+static void row_ulong(struct table *t, const struct frag_result *r,
+		      const char *label, size_t off)
+{
+	row_field(t, r, label, off, fmt_ulong);
 }
 
 /* Pageblocks of class @c in the map of @r taken at @mo; -1 without one. */
@@ -289,48 +303,42 @@ static void rows_map_classes(struct table *t, const struct frag_result *r)
 }
 
 /* "97.3% 146/150", or "-" when nothing was tried. */
-static void fmt_count(char *buf, size_t len, const struct frag_count *c)
+static void fmt_count(char *buf, size_t len, const struct frag_result *r, const void *f)
 {
-	if (!c->attempts)
+	struct frag_count c;
+
+	(void)r;
+	memcpy(&c, f, sizeof(c));
+	if (!c.attempts)
 		snprintf(buf, len, "-");
 	else
-		snprintf(buf, len, "%.1f%% %lu/%lu", 100.0 * rate(c),
-			 c->successes, c->attempts);
+		snprintf(buf, len, "%.1f%% %lu/%lu", 100.0 * rate(&c),
+			 c.successes, c.attempts);
 }
 
 static void row_count(struct table *t, const struct frag_result *r,
 		      const char *label, size_t off)
 {
-	char (*c)[CELL] = table_row(t, label);
-
-	if (!c)
-		return;
-	for (unsigned int i = 0; i < t->n; i++) {
-		struct frag_count v;
-
-		memcpy(&v, (const char *)&r[i] + off, sizeof(v));
-		fmt_count(c[i], CELL, &v);
-	}
+	row_field(t, r, label, off, fmt_count);
 }
 
 /* Pageblocks: "123 (12.0%)" of nr_blocks. */
+static void fmt_blocks(char *buf, size_t len, const struct frag_result *r, const void *f)
+{
+	unsigned long v;
+
+	memcpy(&v, f, sizeof(v));
+	if (r->nr_blocks)
+		snprintf(buf, len, "%lu (%.1f%%)", v,
+			 100.0 * (double)v / (double)r->nr_blocks);
+	else
+		snprintf(buf, len, "%lu", v);
+}
+
 static void row_blocks(struct table *t, const struct frag_result *r,
 		       const char *label, size_t off)
 {
-	char (*c)[CELL] = table_row(t, label);
-
-	if (!c)
-		return;
-	for (unsigned int i = 0; i < t->n; i++) {
-		unsigned long v;
-
-		memcpy(&v, (const char *)&r[i] + off, sizeof(v));
-		if (r[i].nr_blocks)
-			snprintf(c[i], CELL, "%lu (%.1f%%)", v,
-				 100.0 * (double)v / (double)r[i].nr_blocks);
-		else
-			snprintf(c[i], CELL, "%lu", v);
-	}
+	row_field(t, r, label, off, fmt_blocks);
 }
 
 static void row_latency(struct table *t, const struct frag_result *r,
@@ -539,45 +547,6 @@ void frag_report_text(FILE *f, const struct frag_scenario *s, uint64_t seed,
 
 /* ---- JSON lines --------------------------------------------------------- */
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void json_key_str(FILE *f, const char *key, const char *val)
-{
-	fprintf(f, ",\"%s\":", key);
-	json_string(f, val);
-}
-
-/* Integers exactly, others with 6 significant digits, NaN as null. */
-static void json_number(FILE *f, double v)
-{
-	if (!isfinite(v))
-		fputs("null", f);
-	else if (v == floor(v) && fabs(v) < 9007199254740992.0)
-		fprintf(f, "%.0f", v);
-	else
-		fprintf(f, "%.6g", v);
-}
-
-static void json_key_num(FILE *f, const char *key, double v)
-{
-	fprintf(f, ",\"%s\":", key);
-	json_number(f, v);
-}
-
 static void json_key_u64(FILE *f, const char *key, uint64_t v)
 {
 	fprintf(f, ",\"%s\":%" PRIu64, key, v);
@@ -600,13 +569,13 @@ static void jl_begin(const struct jline *j, const char *metric, double value,
 		     const char *unit)
 {
 	fputs("{\"bench\":\"frag\"", j->f);
-	json_key_str(j->f, "scenario", j->s->name);
-	json_key_str(j->f, "mode", j->mode);
+	bench_json_key_str(j->f, "scenario", j->s->name);
+	bench_json_key_str(j->f, "mode", j->mode);
 	json_key_u64(j->f, "seed", j->seed);
 	json_key_u64(j->f, "mem", j->s->mem);
-	json_key_str(j->f, "metric", metric);
-	json_key_num(j->f, "value", value);
-	json_key_str(j->f, "unit", unit);
+	bench_json_key_str(j->f, "metric", metric);
+	bench_json_key_num(j->f, "value", value);
+	bench_json_key_str(j->f, "unit", unit);
 }
 
 static void jl_end(const struct jline *j)
@@ -625,8 +594,8 @@ static void jl_count(const struct jline *j, const char *metric,
 		     const struct frag_count *c)
 {
 	jl_begin(j, metric, rate(c), "ratio");
-	json_key_num(j->f, "ok", (double)c->successes);
-	json_key_num(j->f, "attempts", (double)c->attempts);
+	bench_json_key_num(j->f, "ok", (double)c->successes);
+	bench_json_key_num(j->f, "attempts", (double)c->attempts);
 	jl_end(j);
 }
 
@@ -634,8 +603,8 @@ static void jl_blocks(const struct jline *j, const char *metric,
 		      unsigned long v, unsigned long nr_blocks)
 {
 	jl_begin(j, metric, (double)v, "pageblocks");
-	json_key_num(j->f, "nr_blocks", (double)nr_blocks);
-	json_key_num(j->f, "share", nr_blocks ? (double)v / nr_blocks : NAN);
+	bench_json_key_num(j->f, "nr_blocks", (double)nr_blocks);
+	bench_json_key_num(j->f, "share", nr_blocks ? (double)v / nr_blocks : NAN);
 	jl_end(j);
 }
 
@@ -667,13 +636,13 @@ void frag_report_json(FILE *f, const struct frag_scenario *s, uint64_t seed,
 		if (has_cma_allocs(s)) {
 			jl_begin(&j, "cma_all_succeeded", cma_all_ok(x),
 				 "bool");
-			json_key_num(f, "ok", (double)(x->cma_load.successes +
+			bench_json_key_num(f, "ok", (double)(x->cma_load.successes +
 						       x->cma_rest.successes));
-			json_key_num(f, "attempts",
+			bench_json_key_num(f, "attempts",
 				     (double)(x->cma_load.attempts +
 					      x->cma_rest.attempts));
 			if (is_iomap(x)) {
-				json_key_str(f, "goal", "all");
+				bench_json_key_str(f, "goal", "all");
 				json_key_bool(f, "goal_met", cma_all_ok(x));
 			}
 			jl_end(&j);
@@ -735,11 +704,11 @@ void frag_report_json(FILE *f, const struct frag_scenario *s, uint64_t seed,
 			snprintf(metric, sizeof(metric), "rest_vs_ideal_o%u",
 				 s->orders[o]);
 			jl_begin(&j, metric, ratio, "ratio");
-			json_key_num(f, "baseline", base);
-			json_key_str(f, "baseline_name", "nodma mode, same seed");
-			json_key_num(f, "ratio", ratio);
+			bench_json_key_num(f, "baseline", base);
+			bench_json_key_str(f, "baseline_name", "nodma mode, same seed");
+			bench_json_key_num(f, "ratio", ratio);
 			if (s->orders[o] == 9 && has_o9_goal(s) && is_iomap(x)) {
-				json_key_str(f, "goal", "ratio>=0.95");
+				bench_json_key_str(f, "goal", "ratio>=0.95");
 				json_key_bool(f, "goal_met",
 					      !isnan(ratio) &&
 					      ratio >= RATIO_GOAL);
@@ -849,8 +818,8 @@ int frag_write_series_json(const char *path, const struct frag_scenario *s,
 	if (!f)
 		return -errno;
 	fputs("{\"scenario\":", f);
-	json_string(f, s->name);
-	json_key_str(f, "mode", mode_label(r, buf, sizeof(buf)));
+	bench_json_string(f, s->name);
+	bench_json_key_str(f, "mode", mode_label(r, buf, sizeof(buf)));
 	fputs(",\"columns\":[", f);
 	series_header(f, s, true);
 	fputs("],\n\"rows\":[", f);

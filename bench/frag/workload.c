@@ -196,7 +196,6 @@ struct wl {
 	bool file_writing;		/* the last file is being read in */
 	struct iom_mm *guest;
 	struct iom_mm *filler;		/* dma_into_holes: fills memory, punched */
-	unsigned long filler_nr;	/* pages it faulted in */
 
 	unsigned long nr_pages;
 	unsigned long target[NR_KINDS];	/* pages */
@@ -997,25 +996,29 @@ static void classify_blocks(struct wl *wl, uint8_t *out, unsigned long *unmov_bl
 	}
 }
 
-static void take_map(struct wl *wl, enum frag_moment mo)
+/*
+ * Classify memory once: the pageblocks holding unmovable pages (*@unmov,
+ * *@mixed), and the memory map of moment @mo when the scenario asks for
+ * one (FRAG_NR_MOMENTS: no map).
+ */
+static void snapshot(struct wl *wl, enum frag_moment mo, unsigned long *unmov,
+		     unsigned long *mixed)
 {
-	struct frag_memmap *map = &wl->r->maps[mo];
-	unsigned long u, x;
+	struct frag_memmap *map = mo < FRAG_NR_MOMENTS ? &wl->r->maps[mo] : NULL;
 
-	if (!(wl->s->memmap_at & (1u << mo)))
-		return;
-	map->pageblock_order = iom_pageblock_order(wl->m);
-	map->nr_blocks = wl->nr_pages >> map->pageblock_order;
-	map->moment = mo;
-	map->cls = malloc(map->nr_blocks);
-	if (!map->cls)
-		return;
+	if (map && (wl->s->memmap_at & (1u << mo))) {
+		map->pageblock_order = iom_pageblock_order(wl->m);
+		map->nr_blocks = wl->nr_pages >> map->pageblock_order;
+		map->moment = mo;
+		map->cls = malloc(map->nr_blocks);
+		wl->r->have_map[mo] = map->cls != NULL;
+	}
 	classify_pages(wl);
-	classify_blocks(wl, map->cls, &u, &x);
-	wl->r->have_map[mo] = true;
+	classify_blocks(wl, map && wl->r->have_map[mo] ? map->cls : NULL, unmov, mixed);
 }
 
-static int sample(struct wl *wl)
+/* One sample of the time series, and the map of @mo if one is asked for. */
+static int sample(struct wl *wl, enum frag_moment mo)
 {
 	struct frag_result *r = wl->r;
 	struct frag_sample *sm;
@@ -1038,8 +1041,7 @@ static int sample(struct wl *wl)
 	sm->phase = wl->phase;
 	sm->t_wall = (double)(now_ns(CLOCK_MONOTONIC) - wl->t0_wall) / 1e9;
 
-	classify_pages(wl);
-	classify_blocks(wl, NULL, &sm->unmovable_blocks, &sm->mixed_blocks);
+	snapshot(wl, mo, &sm->unmovable_blocks, &sm->mixed_blocks);
 	for (unsigned int nid = 0; nid < iom_nr_nodes(wl->m); nid++) {
 		for (int zt = 0; zt < IOM_MAX_NR_ZONES; zt++) {
 			struct iom_zone_info zi;
@@ -1393,7 +1395,6 @@ static int fill_and_punch(struct wl *wl)
 		}
 		done += k;
 	}
-	wl->filler_nr = done;
 	want = (unsigned long)(1.1 * wl->s->dma_share * (double)wl->nr_pages);
 	p = done ? (double)want / (double)done : 0.0;
 	err = 0;
@@ -1440,8 +1441,7 @@ static int phase_fill(struct wl *wl)
 		topup(wl, 1u << K_DMA);
 	}
 	clear_full(wl);
-	take_map(wl, FRAG_AT_FILLED);
-	return sample(wl);
+	return sample(wl, FRAG_AT_FILLED);
 }
 
 /*
@@ -1497,22 +1497,17 @@ static int phase_load(struct wl *wl)
 		if (wl->cma && s->cma_allocs_per_step && !(wl->step % CMA_EVERY))
 			cma_round(wl, s->cma_allocs_per_step, &wl->r->cma_load);
 		kcompactd_step(wl);
+		/* the last step is always sampled, with the load's end map */
 		if (!(wl->step % s->sample_every) || wl->step == s->steps) {
-			err = sample(wl);
+			err = sample(wl, wl->step == s->steps ? FRAG_AT_LOAD_END :
+								FRAG_NR_MOMENTS);
 			if (err)
 				return err;
 		}
 		progress(wl, 1);
 	}
 	wl->step = s->steps;
-	take_map(wl, FRAG_AT_LOAD_END);
-	{
-		unsigned long u, x;
-
-		classify_pages(wl);
-		classify_blocks(wl, NULL, &u, &x);
-		wl->r->unmovable_blocks_load = u;
-	}
+	wl->r->unmovable_blocks_load = wl->r->samples[wl->r->nr_samples - 1].unmovable_blocks;
 	wl->r->pages_unmovable = wl->used[K_UNMOV] + wl->used[K_RECL];
 	wl->r->pages_dma = wl->used[K_DMA];
 	wl->r->pages_pinned = wl->used[K_PIN];
@@ -1545,7 +1540,7 @@ static void rest_order(struct wl *wl, unsigned int k)
 static int phase_rest(struct wl *wl)
 {
 	const struct frag_scenario *s = wl->s;
-	unsigned long u, x;
+	unsigned long mixed;
 	int err;
 
 	wl->phase = 2;
@@ -1566,18 +1561,14 @@ static int phase_rest(struct wl *wl)
 		}
 	}
 	wl->step++;
-	take_map(wl, FRAG_AT_REST);
-	err = sample(wl);
+	err = sample(wl, FRAG_AT_REST);
 	if (err)
 		return err;
 	if (wl->mode.compaction) {
 		for (unsigned int nid = 0; nid < iom_nr_nodes(wl->m); nid++)
 			iom_compact_node(wl->m, (int)nid);
 	}
-	take_map(wl, FRAG_AT_REST_COMPACTED);
-	classify_pages(wl);
-	classify_blocks(wl, NULL, &u, &x);
-	wl->r->unmovable_blocks_rest = u;
+	snapshot(wl, FRAG_AT_REST_COMPACTED, &wl->r->unmovable_blocks_rest, &mixed);
 	progress(wl, 1);
 	for (unsigned int k = 0; k < s->nr_orders; k++) {
 		rest_order(wl, k);
@@ -1585,7 +1576,7 @@ static int phase_rest(struct wl *wl)
 	}
 	cma_round(wl, s->cma_allocs_at_rest, &wl->r->cma_rest);
 	wl->step++;
-	return sample(wl);
+	return sample(wl, FRAG_NR_MOMENTS);
 }
 
 static void copy_events(struct wl *wl)
@@ -1623,6 +1614,7 @@ int frag_run(const struct frag_scenario *s, const struct frag_mode *mode,
 	struct iom_machine_memcost mc;
 	struct rusage ru;
 	struct wl *wl;
+	bool tracing;
 	int err, err2;
 
 	if (!s || !mode || !r || mode->dma >= FRAG_NR_DMA_MODES)
@@ -1645,8 +1637,9 @@ int frag_run(const struct frag_scenario *s, const struct frag_mode *mode,
 	wl->t0_wall = now_ns(CLOCK_MONOTONIC);
 	wl->t0_cpu = now_ns(CLOCK_PROCESS_CPUTIME_ID);
 
+	tracing = trace_events && trace_path;
 	err = wl_build(wl);
-	if (!err && trace_events && trace_path) {
+	if (!err && tracing) {
 		err = iom_trace_enable(wl->m, trace_events);
 		if (err)
 			fprintf(stderr, "frag: iom_trace_enable(%zu): %s\n", trace_events,
@@ -1661,7 +1654,7 @@ int frag_run(const struct frag_scenario *s, const struct frag_mode *mode,
 		err = phase_load(wl);
 	if (!err)
 		err = phase_rest(wl);
-	if (!err && trace_events && trace_path) {
+	if (!err && tracing) {
 		err = iom_trace_export_json_path(wl->m, trace_path);
 		if (err)
 			fprintf(stderr, "frag: writing the trace %s: %s\n", trace_path,
