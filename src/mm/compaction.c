@@ -787,7 +787,11 @@ int iom_compaction_suitable(struct iom_machine *m, int nid, int zone_type,
 	return compaction_suitable(zone, (int)order);
 }
 
-/* compact_stall, the run, then compact_success or compact_fail. */
+/*
+ * One compaction request for @order: drain the caches so free pages merge
+ * (lru_add_drain_all() + drain_all_pages()), compaction_suitable(), then
+ * compact_stall, the run, and compact_success or compact_fail.
+ */
 static int compact_zone_counted(struct iom_machine *m, struct zone *zone,
 				unsigned int order, enum iom_migrate_mode mode,
 				bool whole_zone)
@@ -795,6 +799,10 @@ static int compact_zone_counted(struct iom_machine *m, struct zone *zone,
 	struct compact_control cc;
 	int ret;
 
+	iom_drain_all_pages(m);
+	ret = compaction_suitable(zone, (int)order);
+	if (ret != IOM_COMPACT_CONTINUE)
+		return ret;
 	count_vm_event(m, IOM_COMPACTSTALL);
 	cc_init(&cc, m, zone, (int)order, mode);
 	cc.whole_zone = whole_zone;
@@ -810,29 +818,16 @@ int iom_compact_zone(struct iom_machine *m, int nid, int zone_type,
 		     unsigned int order, enum iom_migrate_mode mode)
 {
 	struct zone *zone = machine_zone(m, nid, zone_type);
-	int ret;
 
 	if (!zone || !populated_zone(zone) || order > m->max_order ||
 	    (int)mode < IOM_MIGRATE_ASYNC || mode > IOM_MIGRATE_SYNC)
 		return -EINVAL;
-	/* lru_add_drain_all() + drain_all_pages(): let cached pages merge */
-	iom_drain_all_pages(m);
-	ret = compaction_suitable(zone, (int)order);
-	if (ret != IOM_COMPACT_CONTINUE)
-		return ret;
-
 	return compact_zone_counted(m, zone, order, mode, true);
 }
 
 int compact_zone_order(struct iom_machine *m, struct zone *zone,
 		       unsigned int order, enum iom_migrate_mode mode)
 {
-	int ret;
-
-	iom_drain_all_pages(m);
-	ret = compaction_suitable(zone, (int)order);
-	if (ret != IOM_COMPACT_CONTINUE)
-		return ret;
 	return compact_zone_counted(m, zone, order, mode, false);
 }
 
